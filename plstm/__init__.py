@@ -1,0 +1,25 @@
+"""plstm: recurrent networks that keep time, as pure JAX functions.
+
+Cells are immutable objects holding hyperparameters; their params and carries
+are explicit pytrees:
+
+  cell = plstm.PhasedLSTM(110)
+  params = cell.init(key, input_size=1)
+  carry, h = plstm.scan(cell, params, (x, t), mask=mask)
+
+Notation, used in every docstring: B batch (any leading shape for a single
+step), T time, I input features, H hidden units.
+"""
+
+from plstm.lstm import LSTM, LSTMState
+from plstm.phased_lstm import PhasedLSTM, time_gate
+from plstm.recurrent import init_stack, scan
+
+__all__ = [
+    "LSTM",
+    "LSTMState",
+    "PhasedLSTM",
+    "init_stack",
+    "scan",
+    "time_gate",
+]
