@@ -11,6 +11,7 @@ Notation, used in every docstring: B batch (any leading shape for a single
 step), T time, I input features, H hidden units.
 """
 
+from plstm import nn
 from plstm.lstm import LSTM, LSTMState
 from plstm.phased_lstm import PhasedLSTM, time_gate
 from plstm.recurrent import init_stack, scan
@@ -20,6 +21,7 @@ __all__ = [
     "LSTMState",
     "PhasedLSTM",
     "init_stack",
+    "nn",
     "scan",
     "time_gate",
 ]

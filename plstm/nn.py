@@ -1,0 +1,160 @@
+"""Flax wrappers: plstm cells as `flax.linen` and `flax.nnx` modules.
+
+Each wrapper holds a pure cell and one Flax param per entry of `cell.init`,
+named as there (`w_x`, `w_h`, `b`, `tau`, ...), so params move between a Flax
+model and the pure functions unchanged.
+
+  `LinenCell`, `NNXCell`: one step, for `flax.linen.RNN` / `flax.nnx.RNN`.
+  `LinenRNN`, `NNXRNN`: a whole sequence through `plstm.scan`, which also takes
+    `(x, t)` inputs and left-padded masks (`*.RNN` take neither).
+
+Timestamps: a timed cell (`plstm.PhasedLSTM`) takes inputs `(x, t)`, or one
+array [..., I + 1] whose last channel is t; the latter is how it runs inside
+`*.RNN`, which take a single array (t then shares x's dtype).
+
+Shapes: B batch, T time, I input features (without t), H hidden units.
+"""
+
+import functools
+from typing import Any
+
+import jax
+from flax import linen, nnx
+
+from plstm.lstm import Array, Params
+from plstm.phased_lstm import PhasedLSTM
+from plstm.recurrent import scan
+
+
+def _split_time(cell, inputs):
+  """`(x [..., I], t [...])` from [..., I + 1] inputs of a timed cell."""
+  if isinstance(cell, PhasedLSTM) and not isinstance(inputs, tuple):
+    return inputs[..., :-1], inputs[..., -1]
+  return inputs
+
+
+def _input_size(cell, inputs) -> int:
+  """I, the number of x features of inputs split by `_split_time`."""
+  x = inputs[0] if isinstance(cell, PhasedLSTM) else inputs
+  return x.shape[-1]
+
+
+def _linen_params(module: linen.Module, input_size: int) -> Params:
+  """One linen param per entry of `module.cell.init`, under the same name."""
+  init = functools.partial(module.cell.init, input_size=input_size)
+  names = jax.eval_shape(init, jax.random.key(0))
+  return {n: module.param(n, lambda key, n=n: init(key)[n]) for n in names}
+
+
+class LinenCell(linen.RNNCellBase):
+  """A plstm cell as a linen RNN cell, for `flax.linen.RNN`.
+
+  Attributes:
+    cell: a plstm cell, e.g. `plstm.PhasedLSTM(8)`.
+    deterministic: False runs the cell with `training=True` (the Phased LSTM
+      leak).
+  """
+
+  cell: Any
+  deterministic: bool = True
+
+  @linen.compact
+  def __call__(self, carry, inputs):
+    """One step: (carry, x [B, I] | (x, t) | [B, I + 1]) -> (carry, [B, H])."""
+    inputs = _split_time(self.cell, inputs)
+    params = _linen_params(self, _input_size(self.cell, inputs))
+    return self.cell.step(params, carry, inputs,
+                          training=not self.deterministic)
+
+  @linen.nowrap
+  def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]):
+    """Zeros for inputs of shape [B, ...]; `rng` is unused."""
+    del rng
+    return self.cell.initial_carry(input_shape[:-1])
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1
+
+
+class LinenRNN(linen.Module):
+  """A plstm cell over whole sequences with `plstm.scan`, as a linen module.
+
+  Attributes:
+    cell: a plstm cell.
+    deterministic: False runs the cell with `training=True`.
+  """
+
+  cell: Any
+  deterministic: bool = True
+
+  @linen.compact
+  def __call__(self, inputs, *, mask: Array | None = None, initial_carry=None):
+    """Runs x [B, T, I] (or `(x, t)`, or [B, T, I + 1]) -> outputs [B, T, H].
+
+    `mask` [B, T] and `initial_carry` are those of `plstm.scan`.
+    """
+    inputs = _split_time(self.cell, inputs)
+    params = _linen_params(self, _input_size(self.cell, inputs))
+    _, outputs = scan(self.cell, params, inputs, mask=mask,
+                      carry=initial_carry, training=not self.deterministic)
+    return outputs
+
+
+class _NNXWrapper(nnx.Module):
+  """Holds a plstm cell and its params as `nnx.Param`s named as the cell's."""
+
+  def __init__(self, cell, in_features: int, *, rngs: nnx.Rngs,
+               deterministic: bool = True):
+    """Draws the params with `cell.init`.
+
+    Args:
+      cell: a plstm cell.
+      in_features: I, x's features; for a timed cell without the timestamp.
+      rngs: its `params` stream draws the init.
+      deterministic: False runs the cell with `training=True` (the Phased LSTM
+        leak); `model.train()` and `model.eval()` set it.
+    """
+    self.cell = cell
+    self.deterministic = deterministic
+    params = cell.init(rngs.params(), in_features)
+    self.param_names = tuple(params)
+    for name, value in params.items():
+      setattr(self, name, nnx.Param(value))
+
+  @property
+  def params(self) -> Params:
+    return {n: getattr(self, n)[...] for n in self.param_names}
+
+
+class NNXCell(_NNXWrapper, nnx.RNNCellBase):
+  """A plstm cell as an nnx RNN cell, for `flax.nnx.RNN`."""
+
+  def __call__(self, carry, inputs):
+    """One step: (carry, x [B, I] | (x, t) | [B, I + 1]) -> (carry, [B, H])."""
+    return self.cell.step(self.params, carry,
+                          _split_time(self.cell, inputs),
+                          training=not self.deterministic)
+
+  def initialize_carry(self, input_shape: tuple[int, ...], rngs=None):
+    """Zeros for inputs of shape [B, ...]; `rngs` is unused."""
+    del rngs
+    return self.cell.initial_carry(input_shape[:-1])
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1
+
+
+class NNXRNN(_NNXWrapper):
+  """A plstm cell over whole sequences with `plstm.scan`, as an nnx module."""
+
+  def __call__(self, inputs, *, mask: Array | None = None, initial_carry=None):
+    """Runs x [B, T, I] (or `(x, t)`, or [B, T, I + 1]) -> outputs [B, T, H].
+
+    `mask` [B, T] and `initial_carry` are those of `plstm.scan`.
+    """
+    _, outputs = scan(self.cell, self.params, _split_time(self.cell, inputs),
+                      mask=mask, carry=initial_carry,
+                      training=not self.deterministic)
+    return outputs
