@@ -73,7 +73,7 @@ def sample(key: jax.Array, batch_size: int, condition: str) -> dict:
   else:
     n = jnp.ceil(duration / resolution).astype(jnp.int32)
     pad = j < length - n[:, None]
-    t = (j - (length - n[:, None])) * resolution
+    t = (j - (length - n[:, None])).astype(jnp.float32) * resolution
   t = jnp.where(pad, 0.0, t + start[:, None])
   x = jnp.sin(2 * jnp.pi / period[:, None] * t - shift[:, None])
   mask = ~pad

@@ -172,7 +172,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     with jax.numpy_dtype_promotion("standard"):
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     return TrainState(state.step + 1, params, opt_state), metrics
 
   @jax.jit

@@ -1,0 +1,221 @@
+"""The training driver: configs, resume, metrics, and bad input."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import freq_task as freq_config
+from experiments import freq_task
+from plstm import train
+
+ROOT = Path(__file__).parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.py"))
+
+
+def _load_config(path: Path, arg: str):
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _final_state(workdir: Path):
+  ckpt = workdir / "checkpoints"
+  step = max(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
+  return step, ocp.StandardCheckpointer().restore(ckpt / str(step) / "state")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_smoke_runs(path, tmp_path):
+  results = train.train_and_evaluate(_load_config(path, "smoke"), tmp_path)
+  assert 0 <= results["final"]["val_accuracy"] <= 1
+  assert (tmp_path / "results.json").exists()
+  assert (tmp_path / "val_accuracy.png").stat().st_size > 1000
+  assert any((tmp_path / "tb").iterdir())
+  records = [json.loads(line)
+             for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert {"train_loss", "train_accuracy", "train_steps_per_s"} <= set(
+      records[0])
+  assert any("val_accuracy" in r for r in records)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("arg", ["default", "paper"])
+def test_every_config_variant_builds(path, arg):
+  config = _load_config(path, arg)
+  experiment = importlib.import_module(config.experiment)
+  params = jax.eval_shape(lambda k: experiment.init_params(config, k),
+                          jax.random.key(0))
+  assert jax.tree.leaves(params)
+
+
+def test_paper_config_is_the_paper_setting():
+  config = freq_config.get_config("paper")
+  assert config.model.hidden == 110
+  assert config.data.batch_size == 32
+  assert config.steps_per_epoch == 157
+  assert config.num_epochs == 70
+  assert config.optimizer.learning_rate == 1e-3
+
+
+def test_a_short_run_lowers_the_loss(tmp_path, monkeypatch):
+  """60 Adam steps on one repeated batch fit it (the task itself has a
+  plateau of some hundred steps before the loss moves)."""
+  real = freq_task.train_batch
+  monkeypatch.setattr(freq_task, "train_batch", lambda c, step: real(c, 0))
+  config = freq_config.get_config("smoke")
+  config.model.hidden = 16
+  config.data.batch_size = 16
+  config.optimizer.learning_rate = 1e-2
+  config.steps_per_epoch = 60
+  config.num_epochs = 1
+  config.log_every = 10
+  config.checkpoint_every = 60
+  train.train_and_evaluate(config, tmp_path)
+  losses = [json.loads(line)["train_loss"]
+            for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+            if "train_loss" in line]
+  assert losses[0] > 0.6
+  assert losses[-1] < 0.2 * losses[0]
+
+
+def test_golden_first_steps(tmp_path):
+  """Pins the numbers of a fixed short run against silent changes."""
+  config = freq_config.get_config("smoke")
+  config.num_epochs = 1
+  config.log_every = 1
+  train.train_and_evaluate(config, tmp_path)
+  first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+  np.testing.assert_allclose(first["train_loss"], GOLDEN_FIRST_LOSS,
+                             rtol=1e-5)
+
+
+GOLDEN_FIRST_LOSS = 0.6933966875076294
+
+
+class _Crash(Exception):
+  pass
+
+
+def _crash_at(monkeypatch, step, error):
+  real = freq_task.train_batch
+
+  def train_batch(config, s):
+    if s == step:
+      raise error
+    return real(config, s)
+
+  monkeypatch.setattr(freq_task, "train_batch", train_batch)
+
+
+@pytest.mark.parametrize("error", [_Crash(), KeyboardInterrupt()],
+                         ids=["crash", "ctrl-c"])
+def test_an_interrupted_run_resumes_to_identical_params(
+    error, tmp_path, monkeypatch):
+  config = freq_config.get_config("smoke")
+  config.num_epochs = 3  # 9 steps, a checkpoint every 3
+  straight = train.train_and_evaluate(config, tmp_path / "straight")
+
+  with monkeypatch.context() as m:
+    _crash_at(m, 4, error)  # the batch of step 5
+    with pytest.raises(type(error)):
+      train.train_and_evaluate(config, tmp_path / "resumed")
+  saved = sorted(int(p.name) for p in (tmp_path / "resumed/checkpoints")
+                 .iterdir() if p.name.isdigit())
+  # A crash keeps the cadence checkpoint; Ctrl-C also saves where it stopped.
+  assert saved == ([3] if isinstance(error, _Crash) else [3, 4])
+  resumed = train.train_and_evaluate(config, tmp_path / "resumed")
+
+  step_a, state_a = _final_state(tmp_path / "straight")
+  step_b, state_b = _final_state(tmp_path / "resumed")
+  assert step_a == step_b == 9
+  jax.tree.map(np.testing.assert_array_equal, state_a, state_b)
+  for key in ("val_accuracy", "val_loss"):
+    assert resumed["final"][key] == straight["final"][key]
+  steps = [json.loads(line)["step"] for line in
+           (tmp_path / "resumed/metrics.jsonl").read_text().splitlines()]
+  assert steps == sorted(steps)  # No record written twice.
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch):
+  config = freq_config.get_config("smoke")
+  train.train_and_evaluate(config, tmp_path)
+  real = freq_task.loss_fn
+
+  def nan_loss(*args, **kwargs):
+    loss, metrics = real(*args, **kwargs)
+    return loss * np.nan, {**metrics, "loss": loss * np.nan}
+
+  monkeypatch.setattr(freq_task, "loss_fn", nan_loss)
+  config.num_epochs = 4
+  with pytest.raises(FloatingPointError,
+                     match=r"non-finite .*loss.* step 8.*step 6"):
+    train.train_and_evaluate(config, tmp_path)
+  assert _final_state(tmp_path)[0] == 6
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
+  config = freq_config.get_config("smoke")
+  train.train_and_evaluate(config, tmp_path)
+  for f in (tmp_path / "checkpoints/6/state").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  with pytest.raises(ValueError, match=r"checkpoints/6 cannot be restored"):
+    train.train_and_evaluate(config, tmp_path)
+  assert (tmp_path / "checkpoints/6/state").exists()
+
+
+def test_config_errors_are_raised_before_training(tmp_path):
+  config = freq_config.get_config("smoke")
+  config.model.r_on = 0.0
+  with pytest.raises(ValueError, match="r_on"):
+    train.train_and_evaluate(config, tmp_path)
+  config = freq_config.get_config("smoke")
+  config.model.tau_range = (-1.0, 3.0)
+  with pytest.raises(ValueError, match="tau_range"):
+    train.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / "checkpoints").exists() or not any(
+      p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  with pytest.raises(OSError, match="not writable"):
+    train.train_and_evaluate(freq_config.get_config("smoke"), blocker / "run")
+
+
+def _cli(*args, workdir):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  return subprocess.run(
+      [sys.executable, "-m", "plstm.train", *args, f"--workdir={workdir}"],
+      cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config.modle.hidden=3"], "unknown config key 'modle'"),
+    (["--config.model.r_on=-0.5"], "r_on must be in (0, 1]"),
+    (["--config.model.hidden=abc"], "--config.model.hidden=abc"),
+])
+def test_cli_reports_bad_input_in_one_line(args, message, tmp_path):
+  run = _cli("--config=configs/freq_task.py:smoke", *args, workdir=tmp_path)
+  assert run.returncode == 1
+  lines = run.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("plstm.train: error: ")
+  assert message in lines[0]
+
+
+def test_cli_trains_and_prints_the_result(tmp_path):
+  run = _cli("--config=configs/freq_task.py:smoke", workdir=tmp_path)
+  assert run.returncode == 0, run.stderr
+  assert "Final validation accuracy" in run.stdout
+  assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
