@@ -4,7 +4,7 @@ Classify sines by period (class 1 iff 5 <= P <= 6 ms), sampled
 asynchronously (`async`), every 1 ms (`regular`) or every 0.1 ms (`highres`).
 Data: `experiments/freq_task.py`.
 
-Default (CPU-sized: Phased LSTM, async, 110 units, 20 epochs of 157 batches
+Default (CPU-sized: Phased LSTM, async, 110 units, 30 epochs of 157 batches
 of 32):
   python -m plstm.train --config=configs/freq_task.py --workdir=/tmp/freq
 Expected: >= 95% validation accuracy (see README for the measured number
@@ -57,7 +57,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.optimizer.clip_norm = 10.0
 
   config.steps_per_epoch = 157  # ceil(5000 / 32) fresh batches
-  config.num_epochs = 20
+  config.num_epochs = 30
   config.target_accuracy = 0.95
   config.log_every = 50
   config.checkpoint_every = 157 * 5
