@@ -31,8 +31,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   """`default` (CPU), `paper` (70 epochs) or `smoke` (seconds)."""
   if arg not in ("default", "paper", "smoke"):
     raise ValueError(
-        f"configs/freq_task.py: unknown variant {arg!r}; use default, paper "
-        "or smoke.")
+      f"configs/freq_task.py: unknown variant {arg!r}; use default, paper "
+      "or smoke."
+    )
   config = ml_collections.ConfigDict()
   config.experiment = "experiments.freq_task"
   config.seed = 0

@@ -55,8 +55,9 @@ def sample(key: jax.Array, batch_size: int, condition: str) -> dict:
   period = jnp.exp(u(k[3], maxval=math.log(100.0)))
   half = batch_size // 2
   period = period.at[:half].set(
-      jax.random.uniform(k[4], (half,), minval=SPECIAL_PERIOD[0],
-                         maxval=SPECIAL_PERIOD[1])
+    jax.random.uniform(
+      k[4], (half,), minval=SPECIAL_PERIOD[0], maxval=SPECIAL_PERIOD[1]
+    )
   )
   shift = u(k[5]) * duration
 
@@ -78,11 +79,12 @@ def sample(key: jax.Array, batch_size: int, condition: str) -> dict:
   x = jnp.sin(2 * jnp.pi / period[:, None] * t - shift[:, None])
   mask = ~pad
   return {
-      "x": jnp.where(mask, x, 0.0)[..., None],
-      "t": t,
-      "mask": mask,
-      "label": ((period >= SPECIAL_PERIOD[0])
-                & (period <= SPECIAL_PERIOD[1])).astype(jnp.int32),
+    "x": jnp.where(mask, x, 0.0)[..., None],
+    "t": t,
+    "mask": mask,
+    "label": (
+      (period >= SPECIAL_PERIOD[0]) & (period <= SPECIAL_PERIOD[1])
+    ).astype(jnp.int32),
   }
 
 
@@ -97,8 +99,8 @@ def eval_batches(config, epoch: int) -> list[dict]:
   key = jax.random.fold_in(jax.random.key(config.seed + 1), epoch)
   num = math.ceil(config.data.eval_size / config.data.batch_size)
   return [
-      sample(k, config.data.batch_size, config.data.condition)
-      for k in jax.random.split(key, num)
+    sample(k, config.data.batch_size, config.data.condition)
+    for k in jax.random.split(key, num)
   ]
 
 
@@ -107,18 +109,26 @@ def make_cell(config):
   m = config.model
   if m.name not in MODELS:
     raise ValueError(
-        f"config.model.name must be one of {MODELS}, got {m.name!r}."
+      f"config.model.name must be one of {MODELS}, got {m.name!r}."
     )
   if m.name == "plstm":
     return plstm.PhasedLSTM(
-        m.hidden, alpha=m.alpha, r_on=m.r_on, train_r_on=m.train_r_on,
-        tau_range=tuple(m.tau_range), shift_range=tuple(m.shift_range),
+      m.hidden,
+      alpha=m.alpha,
+      r_on=m.r_on,
+      train_r_on=m.train_r_on,
+      tau_range=tuple(m.tau_range),
+      shift_range=tuple(m.shift_range),
     )
   normal = jax.nn.initializers.normal(0.1)
   # Lasagne's LSTMLayer as the official baselines set it up.
   return plstm.LSTM(
-      m.hidden, peepholes=True, forget_bias=0.0, input_bias=-0.1,
-      kernel_init=normal, recurrent_kernel_init=normal,
+    m.hidden,
+    peepholes=True,
+    forget_bias=0.0,
+    input_bias=-0.1,
+    kernel_init=normal,
+    recurrent_kernel_init=normal,
   )
 
 
@@ -126,36 +136,41 @@ def init_params(config, key: jax.Array) -> dict:
   """Params {"rnn", "head"} (+ "bn" for bn_lstm) of the classifier."""
   if config.data.condition not in CONDITIONS:
     raise ValueError(
-        f"config.data.condition must be one of {tuple(CONDITIONS)}, got "
-        f"{config.data.condition!r}."
+      f"config.data.condition must be one of {tuple(CONDITIONS)}, got "
+      f"{config.data.condition!r}."
     )
   cell = make_cell(config)
   timed = config.model.name == "plstm"
   input_size = 1 if timed else 2
   k_rnn, k_head = jax.random.split(key)
   params = {
-      "rnn": cell.init(k_rnn, input_size),
-      "head": {
-          "w": jax.nn.initializers.glorot_uniform()(
-              k_head, (config.model.hidden, 2), jnp.float32),
-          "b": jnp.zeros((2,), jnp.float32),
-      },
+    "rnn": cell.init(k_rnn, input_size),
+    "head": {
+      "w": jax.nn.initializers.glorot_uniform()(
+        k_head, (config.model.hidden, 2), jnp.float32
+      ),
+      "b": jnp.zeros((2,), jnp.float32),
+    },
   }
   if config.model.name == "bn_lstm":
-    params["bn"] = {"scale": jnp.ones((input_size,), jnp.float32),
-                    "bias": jnp.zeros((input_size,), jnp.float32)}
+    params["bn"] = {
+      "scale": jnp.ones((input_size,), jnp.float32),
+      "bias": jnp.zeros((input_size,), jnp.float32),
+    }
   return params
 
 
-def batch_norm(params: dict, x: jax.Array, mask: jax.Array,
-               eps: float = 1e-4) -> jax.Array:
+def batch_norm(
+  params: dict, x: jax.Array, mask: jax.Array, eps: float = 1e-4
+) -> jax.Array:
   """Normalises each feature of x [B, T, I] over the real steps of B and T."""
   w = mask[..., None].astype(x.dtype)
   count = jnp.sum(w, axis=(0, 1))
   mean = jnp.sum(w * x, axis=(0, 1)) / count
   var = jnp.sum(w * (x - mean) ** 2, axis=(0, 1)) / count
   return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params[
-      "bias"]
+    "bias"
+  ]
 
 
 def logits_fn(config, params: dict, batch: dict, *, training: bool):
@@ -167,18 +182,21 @@ def logits_fn(config, params: dict, batch: dict, *, training: bool):
     inputs = jnp.concatenate([batch["x"], batch["t"][..., None]], axis=-1)
     if config.model.name == "bn_lstm":
       inputs = batch_norm(params["bn"], inputs, batch["mask"])
-  _, h = plstm.scan(cell, params["rnn"], inputs, mask=batch["mask"],
-                    training=training)
+  _, h = plstm.scan(
+    cell, params["rnn"], inputs, mask=batch["mask"], training=training
+  )
   head = params["head"]
   return jax.nn.leaky_relu(h[:, -1] @ head["w"] + head["b"], 0.01)
 
 
-def loss_fn(config, params: dict, batch: dict, rng: jax.Array, *,
-            training: bool):
+def loss_fn(
+  config, params: dict, batch: dict, rng: jax.Array, *, training: bool
+):
   """Mean cross-entropy and {"loss", "accuracy"} for one batch."""
   del rng  # The models here draw no randomness.
   logits = logits_fn(config, params, batch, training=training)
   loss = optax.softmax_cross_entropy_with_integer_labels(
-      logits, batch["label"]).mean()
+    logits, batch["label"]
+  ).mean()
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
   return loss, {"loss": loss, "accuracy": accuracy}

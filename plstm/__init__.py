@@ -17,11 +17,11 @@ from plstm.phased_lstm import PhasedLSTM, time_gate
 from plstm.recurrent import init_stack, scan
 
 __all__ = [
-    "LSTM",
-    "LSTMState",
-    "PhasedLSTM",
-    "init_stack",
-    "nn",
-    "scan",
-    "time_gate",
+  "LSTM",
+  "LSTMState",
+  "PhasedLSTM",
+  "init_stack",
+  "nn",
+  "scan",
+  "time_gate",
 ]

@@ -1,4 +1,4 @@
-"""The LSTM cell, with optional diagonal peepholes, as a pure function of params.
+"""The LSTM cell, with optional diagonal peepholes, a pure function of params.
 
 Shapes: B is any leading batch shape, I inputs, H hidden units.
 """
@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-Initializer = Any  # jax.nn.initializers.Initializer: (key, shape, dtype) -> Array
+# jax.nn.initializers.Initializer: (key, shape, dtype) -> Array.
+Initializer = Any
 Params = dict[str, Array]
 
 
@@ -64,8 +65,8 @@ class LSTM:
   def __post_init__(self):
     if self.hidden_size <= 0:
       raise ValueError(
-          f"{type(self).__name__}: hidden_size must be positive, got "
-          f"{self.hidden_size}."
+        f"{type(self).__name__}: hidden_size must be positive, got "
+        f"{self.hidden_size}."
       )
 
   def init(self, key: Array, input_size: int) -> Params:
@@ -75,25 +76,27 @@ class LSTM:
     b = jnp.zeros((4, h), jnp.float32)
     b = b.at[0].set(self.input_bias).at[1].set(self.forget_bias)
     params = {
-        "w_x": self.kernel_init(k_x, (input_size, 4 * h), jnp.float32),
-        # One orthogonal block per gate, as Flax's LSTMCell does.
-        "w_h": jnp.concatenate(
-            [
-                self.recurrent_kernel_init(k, (h, h), jnp.float32)
-                for k in jax.random.split(k_h, 4)
-            ],
-            axis=1,
-        ),
-        "b": b.reshape(4 * h),
+      "w_x": self.kernel_init(k_x, (input_size, 4 * h), jnp.float32),
+      # One orthogonal block per gate, as Flax's LSTMCell does.
+      "w_h": jnp.concatenate(
+        [
+          self.recurrent_kernel_init(k, (h, h), jnp.float32)
+          for k in jax.random.split(k_h, 4)
+        ],
+        axis=1,
+      ),
+      "b": b.reshape(4 * h),
     }
     if self.peepholes:
-      for name, k in zip(("p_i", "p_f", "p_o"), jax.random.split(k_p, 3)):
+      for name, k in zip(
+        ("p_i", "p_f", "p_o"), jax.random.split(k_p, 3), strict=True
+      ):
         params[name] = self.peephole_init(k, (h,), jnp.float32)
     return params
 
   def initial_carry(self, batch_size: int | tuple[int, ...]) -> LSTMState:
-    """Zeros of shape [*batch_size, H] for c and h."""
-    zeros = jnp.zeros((*batch_shape(batch_size), self.hidden_size))
+    """Float32 zeros of shape [*batch_size, H] for c and h."""
+    zeros = jnp.zeros((*batch_shape(batch_size), self.hidden_size), jnp.float32)
     return LSTMState(c=zeros, h=zeros)
 
   def project(self, params: Params, x: Array) -> Array:
@@ -105,12 +108,12 @@ class LSTM:
     return x @ params["w_x"] + params["b"]
 
   def recur(
-      self,
-      params: Params,
-      carry: LSTMState,
-      z_x: Array,
-      *,
-      training: bool = False,
+    self,
+    params: Params,
+    carry: LSTMState,
+    z_x: Array,
+    *,
+    training: bool = False,
   ) -> tuple[LSTMState, Array]:
     """One step from the projected input `z_x` [B, 4H]."""
     del training  # The LSTM behaves the same in training and evaluation.
@@ -118,20 +121,20 @@ class LSTM:
     return LSTMState(c, h), h
 
   def step(
-      self,
-      params: Params,
-      carry: LSTMState,
-      inputs: Array,
-      *,
-      training: bool = False,
+    self,
+    params: Params,
+    carry: LSTMState,
+    inputs: Array,
+    *,
+    training: bool = False,
   ) -> tuple[LSTMState, Array]:
     """One time step: (carry, x [B, I]) -> (carry, h [B, H])."""
     return self.recur(
-        params, carry, self.project(params, inputs), training=training
+      params, carry, self.project(params, inputs), training=training
     )
 
   def candidate(
-      self, params: Params, carry: LSTMState, z_x: Array
+    self, params: Params, carry: LSTMState, z_x: Array
   ) -> tuple[Array, Array]:
     """The LSTM update (c_t, h_t) above, before any time gate."""
     c_prev, h_prev = carry

@@ -63,8 +63,9 @@ class LinenCell(linen.RNNCellBase):
     """One step: (carry, x [B, I] | (x, t) | [B, I + 1]) -> (carry, [B, H])."""
     inputs = _split_time(self.cell, inputs)
     params = _linen_params(self, _input_size(self.cell, inputs))
-    return self.cell.step(params, carry, inputs,
-                          training=not self.deterministic)
+    return self.cell.step(
+      params, carry, inputs, training=not self.deterministic
+    )
 
   @linen.nowrap
   def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]):
@@ -96,16 +97,23 @@ class LinenRNN(linen.Module):
     """
     inputs = _split_time(self.cell, inputs)
     params = _linen_params(self, _input_size(self.cell, inputs))
-    _, outputs = scan(self.cell, params, inputs, mask=mask,
-                      carry=initial_carry, training=not self.deterministic)
+    _, outputs = scan(
+      self.cell,
+      params,
+      inputs,
+      mask=mask,
+      carry=initial_carry,
+      training=not self.deterministic,
+    )
     return outputs
 
 
 class _NNXWrapper(nnx.Module):
   """Holds a plstm cell and its params as `nnx.Param`s named as the cell's."""
 
-  def __init__(self, cell, in_features: int, *, rngs: nnx.Rngs,
-               deterministic: bool = True):
+  def __init__(
+    self, cell, in_features: int, *, rngs: nnx.Rngs, deterministic: bool = True
+  ):
     """Draws the params with `cell.init`.
 
     Args:
@@ -132,9 +140,12 @@ class NNXCell(_NNXWrapper, nnx.RNNCellBase):
 
   def __call__(self, carry, inputs):
     """One step: (carry, x [B, I] | (x, t) | [B, I + 1]) -> (carry, [B, H])."""
-    return self.cell.step(self.params, carry,
-                          _split_time(self.cell, inputs),
-                          training=not self.deterministic)
+    return self.cell.step(
+      self.params,
+      carry,
+      _split_time(self.cell, inputs),
+      training=not self.deterministic,
+    )
 
   def initialize_carry(self, input_shape: tuple[int, ...], rngs=None):
     """Zeros for inputs of shape [B, ...]; `rngs` is unused."""
@@ -154,7 +165,12 @@ class NNXRNN(_NNXWrapper):
 
     `mask` [B, T] and `initial_carry` are those of `plstm.scan`.
     """
-    _, outputs = scan(self.cell, self.params, _split_time(self.cell, inputs),
-                      mask=mask, carry=initial_carry,
-                      training=not self.deterministic)
+    _, outputs = scan(
+      self.cell,
+      self.params,
+      _split_time(self.cell, inputs),
+      mask=mask,
+      carry=initial_carry,
+      training=not self.deterministic,
+    )
     return outputs

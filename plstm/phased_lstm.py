@@ -8,12 +8,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from plstm.lstm import LSTM, Array, Initializer, LSTMState, Params
 
 
 def time_gate(
-    t: Array, tau: Array, shift: Array, r_on: Array, alpha: float = 0.0
+  t: Array, tau: Array, shift: Array, r_on: Array, alpha: float = 0.0
 ) -> Array:
   r"""The openness k of the Phased LSTM time gate (paper eqs. 6-7).
 
@@ -47,14 +48,17 @@ def time_gate(
   t = jnp.asarray(t)
   if not jnp.issubdtype(t.dtype, jnp.floating):
     t = t.astype(tau.dtype)
-  phase_dtype = jnp.promote_types(t.dtype, tau.dtype)
+  # The phase is computed in the wider of the two float types, so float64
+  # timestamps keep their precision; np.promote_types, as JAX's refuses mixed
+  # widths under strict promotion.
+  phase_dtype = np.promote_types(t.dtype, tau.dtype)
   tau_abs = jnp.abs(tau).astype(phase_dtype)
   r_on = jnp.abs(r_on)
   shifted = t.astype(phase_dtype)[..., None] - shift.astype(phase_dtype)
   phi = (jnp.mod(shifted, tau_abs) / tau_abs).astype(tau.dtype)
   up = 2.0 * phi / r_on
   return jnp.where(
-      phi <= 0.5 * r_on, up, jnp.where(phi <= r_on, 2.0 - up, alpha * phi)
+    phi <= 0.5 * r_on, up, jnp.where(phi <= r_on, 2.0 - up, alpha * phi)
   )
 
 
@@ -105,8 +109,8 @@ class PhasedLSTM(LSTM):
     lo, hi = self.tau_range
     if not 0 < lo <= hi:
       raise ValueError(
-          f"PhasedLSTM: tau_range must satisfy 0 < low <= high, got "
-          f"{self.tau_range}."
+        f"PhasedLSTM: tau_range must satisfy 0 < low <= high, got "
+        f"{self.tau_range}."
       )
     if not 0 < self.r_on <= 1:
       raise ValueError(f"PhasedLSTM: r_on must be in (0, 1], got {self.r_on}.")
@@ -118,41 +122,47 @@ class PhasedLSTM(LSTM):
     params = super().init(k_lstm, input_size)
     h = self.hidden_size
     log_lo, log_hi = (math.log(v) for v in self.tau_range)
-    params["tau"] = jnp.exp(jax.random.uniform(k_tau, (h,), minval=log_lo,
-                                               maxval=log_hi))
+    params["tau"] = jnp.exp(
+      jax.random.uniform(k_tau, (h,), jnp.float32, minval=log_lo, maxval=log_hi)
+    )
     params["shift"] = jax.random.uniform(
-        k_shift, (h,), minval=self.shift_range[0], maxval=self.shift_range[1]
+      k_shift,
+      (h,),
+      jnp.float32,
+      minval=self.shift_range[0],
+      maxval=self.shift_range[1],
     )
     params["r_on"] = jnp.full((h,), self.r_on, jnp.float32)
     return params
 
   def project(
-      self, params: Params, inputs: tuple[Array, Array]
+    self, params: Params, inputs: tuple[Array, Array]
   ) -> tuple[Array, Array]:
     """(x [..., I], t [...]) -> (x W_x + b [..., 4H], t)."""
     x, t = inputs
     if x.shape[:-1] != jnp.shape(t):
       raise ValueError(
-          f"PhasedLSTM: x and t must have the same leading (batch, time) "
-          f"shape, got x {x.shape} and t {jnp.shape(t)}."
+        f"PhasedLSTM: x and t must have the same leading (batch, time) "
+        f"shape, got x {x.shape} and t {jnp.shape(t)}."
       )
     return super().project(params, x), t
 
   def recur(
-      self,
-      params: Params,
-      carry: LSTMState,
-      projected: tuple[Array, Array],
-      *,
-      training: bool = False,
+    self,
+    params: Params,
+    carry: LSTMState,
+    projected: tuple[Array, Array],
+    *,
+    training: bool = False,
   ) -> tuple[LSTMState, Array]:
     z_x, t = projected
     c_new, h_new = self.candidate(params, carry, z_x)
     r_on = params["r_on"]
     if not self.train_r_on:
       r_on = jax.lax.stop_gradient(r_on)
-    k = time_gate(t, params["tau"], params["shift"], r_on,
-                  self.alpha if training else 0.0)
+    k = time_gate(
+      t, params["tau"], params["shift"], r_on, self.alpha if training else 0.0
+    )
     c = k * c_new + (1.0 - k) * carry.c
     h = k * h_new + (1.0 - k) * carry.h
     return LSTMState(c, h), h

@@ -51,20 +51,21 @@ def _scan_layer(cell, params, inputs, mask, carry, training, unroll):
     return _where(m, new_carry, carry), _where(m, y, jnp.zeros_like(y))
 
   mask_tm = None if mask is None else jnp.swapaxes(mask, 0, 1)
-  carry, outputs = jax.lax.scan(body, carry, (projected, mask_tm),
-                                unroll=unroll)
+  carry, outputs = jax.lax.scan(
+    body, carry, (projected, mask_tm), unroll=unroll
+  )
   return carry, _time_major(outputs)
 
 
 def scan(
-    cell,
-    params,
-    inputs,
-    *,
-    mask: Array | None = None,
-    carry=None,
-    training: bool = False,
-    unroll: int = 1,
+  cell,
+  params,
+  inputs,
+  *,
+  mask: Array | None = None,
+  carry=None,
+  training: bool = False,
+  unroll: int = 1,
 ) -> tuple[Any, Any]:
   """Runs `cell` over batch-major inputs with `jax.lax.scan`.
 
@@ -79,6 +80,8 @@ def scan(
     mask: optional [B, T]; where it is 0 (padding) the carry passes through
       unchanged and the output is zero, so left-padded sequences end with the
       carry of their last real step, as in the official Phased LSTM code.
+      (That code emits the carried h_{t-1} at padded steps; plstm emits zeros
+      so that padding never leaks into sequence outputs. Final carries agree.)
     carry: initial carry (one per layer for a stack); zeros by default.
     training: passed to every step (the Phased LSTM leak is on only then).
     unroll: steps per loop iteration of `jax.lax.scan`.
@@ -90,17 +93,20 @@ def scan(
     return _scan_layer(cell, params, inputs, mask, carry, training, unroll)
   if len(params) != len(cell):
     raise ValueError(
-        f"scan: a stack of {len(cell)} cells needs {len(cell)} params, got "
-        f"{len(params)}."
+      f"scan: a stack of {len(cell)} cells needs {len(cell)} params, got "
+      f"{len(params)}."
     )
   carries = [None] * len(cell) if carry is None else carry
   timed = any(isinstance(c, PhasedLSTM) for c in cell)
   x, t = inputs if timed else (inputs, None)
   finals = []
-  for layer, layer_params, layer_carry in zip(cell, params, carries):
+  for layer, layer_params, layer_carry in zip(
+    cell, params, carries, strict=True
+  ):
     layer_inputs = (x, t) if isinstance(layer, PhasedLSTM) else x
-    layer_carry, x = _scan_layer(layer, layer_params, layer_inputs, mask,
-                                 layer_carry, training, unroll)
+    layer_carry, x = _scan_layer(
+      layer, layer_params, layer_inputs, mask, layer_carry, training, unroll
+    )
     finals.append(layer_carry)
   return tuple(finals), x
 
@@ -108,7 +114,9 @@ def scan(
 def init_stack(cells: Sequence, key: Array, input_size: int) -> tuple:
   """Params for a stack of cells: layer l + 1 takes layer l's H as input."""
   params = []
-  for cell, layer_key in zip(cells, jax.random.split(key, len(cells))):
+  for cell, layer_key in zip(
+    cells, jax.random.split(key, len(cells)), strict=True
+  ):
     params.append(cell.init(layer_key, input_size))
     input_size = cell.hidden_size
   return tuple(params)

@@ -18,7 +18,6 @@ checkpoint and ends with exactly the params of an uninterrupted run.
 import functools
 import importlib
 import json
-
 import math
 import os
 import sys
@@ -38,11 +37,17 @@ from matplotlib.figure import Figure
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file (configs/*.py[:variant]).",
-    lock_config=True)
+  "config",
+  None,
+  "Experiment config file (configs/*.py[:variant]).",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for checkpoints, metrics and results.",
-    required=True)
+  "workdir",
+  None,
+  "Directory for checkpoints, metrics and results.",
+  required=True,
+)
 
 
 class TrainState(NamedTuple):
@@ -71,8 +76,8 @@ def _prepare_workdir(workdir: str | os.PathLike) -> Path:
     probe.unlink()
   except OSError as e:
     raise OSError(
-        f"workdir {path} is not writable ({e.strerror}); pass another "
-        "--workdir.") from None
+      f"workdir {path} is not writable ({e.strerror}); pass another --workdir."
+    ) from None
   return path
 
 
@@ -84,11 +89,15 @@ class _MetricWriter:
     # Drop records a previous run wrote after its last checkpoint: they will
     # be written again, identically, from the resumed state.
     if self._path.exists():
-      kept = [line for line in self._path.read_text().splitlines()
-              if json.loads(line)["step"] <= resume_step]
+      kept = [
+        line
+        for line in self._path.read_text().splitlines()
+        if json.loads(line)["step"] <= resume_step
+      ]
       self._path.write_text("".join(line + "\n" for line in kept))
-    self._tb = tensorboardX.SummaryWriter(str(workdir / "tb"),
-                                          purge_step=resume_step + 1)
+    self._tb = tensorboardX.SummaryWriter(
+      str(workdir / "tb"), purge_step=resume_step + 1
+    )
 
   def write(self, step: int, metrics: dict[str, float]):
     with self._path.open("a") as f:
@@ -105,24 +114,31 @@ def _mean(metrics: list[dict]) -> dict[str, float]:
   return {k: float(np.mean(v)) for k, v in stacked.items()}
 
 
-def _check_finite(metrics: dict[str, float], step: int, ckpt_dir: Path,
-                  last_saved: int | None):
+def _check_finite(
+  metrics: dict[str, float], step: int, ckpt_dir: Path, last_saved: int | None
+):
   bad = [k for k, v in metrics.items() if not math.isfinite(v)]
   if bad:
-    kept = ("no checkpoint was saved" if last_saved is None else
-            f"the last good checkpoint (step {last_saved}) is kept in "
-            f"{ckpt_dir}")
+    kept = (
+      "no checkpoint was saved"
+      if last_saved is None
+      else f"the last good checkpoint (step {last_saved}) is kept in {ckpt_dir}"
+    )
     raise FloatingPointError(
-        f"non-finite {', '.join(bad)} at step {step}; {kept}. Lower "
-        "--config.optimizer.learning_rate or set "
-        "--config.optimizer.clip_norm.")
+      f"non-finite {', '.join(bad)} at step {step}; {kept}. Lower "
+      "--config.optimizer.learning_rate or set "
+      "--config.optimizer.clip_norm."
+    )
 
 
 def _plot(history: list[dict], path: Path, title: str):
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
-  ax.plot([r["step"] for r in history],
-          [100 * r["val_accuracy"] for r in history], marker=".")
+  ax.plot(
+    [r["step"] for r in history],
+    [100 * r["val_accuracy"] for r in history],
+    marker=".",
+  )
   ax.set_xlabel("training step")
   ax.set_ylabel("validation accuracy [%]")
   ax.set_title(title)
@@ -152,8 +168,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   data_sharding = jax.NamedSharding(mesh, jax.P("data"))
   if config.data.batch_size % jax.device_count():
     raise ValueError(
-        f"config.data.batch_size ({config.data.batch_size}) must be a "
-        f"multiple of the {jax.device_count()} devices.")
+      f"config.data.batch_size ({config.data.batch_size}) must be a "
+      f"multiple of the {jax.device_count()} devices."
+    )
 
   @functools.partial(jax.jit, out_shardings=replicated)
   def init_state() -> TrainState:
@@ -177,55 +194,74 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 
   @jax.jit
   def eval_step(params, batch) -> dict:
-    _, metrics = experiment.loss_fn(config, params, batch, step_key,
-                                    training=False)
+    _, metrics = experiment.loss_fn(
+      config, params, batch, step_key, training=False
+    )
     return metrics
 
   # Resume from the latest checkpoint, if any.
   ckpt_dir = workdir / "checkpoints"
   manager = ocp.CheckpointManager(
-      ckpt_dir,
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
-                                           create=True))
+    ckpt_dir,
+    options=ocp.CheckpointManagerOptions(
+      max_to_keep=config.keep_checkpoints, create=True
+    ),
+  )
   state = init_state()
   history: list[dict] = []
   last_saved = manager.latest_step()
   if last_saved is not None:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     try:
-      restored = manager.restore(last_saved, args=ocp.args.Composite(
+      restored = manager.restore(
+        last_saved,
+        args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract),
-          history=ocp.args.JsonRestore()))
+          history=ocp.args.JsonRestore(),
+        ),
+      )
     except Exception as e:  # Orbax raises many types for unreadable files.
       raise ValueError(
-          f"checkpoint {ckpt_dir / str(last_saved)} cannot be restored "
-          f"({type(e).__name__}); move it out of {ckpt_dir} to resume from "
-          "an earlier one, or pass a new --workdir.") from e
+        f"checkpoint {ckpt_dir / str(last_saved)} cannot be restored "
+        f"({type(e).__name__}); move it out of {ckpt_dir} to resume from "
+        "an earlier one, or pass a new --workdir."
+      ) from e
     state, history = restored.state, restored.history
     print(f"Resuming from step {last_saved} in {ckpt_dir}.")
   start = int(state.step)
 
   def save(step: int):
     nonlocal last_saved
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        history=ocp.args.JsonSave(history)), force=True)
+    manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)
+      ),
+      force=True,
+    )
     last_saved = step
 
   writer = _MetricWriter(workdir, start)
   wall_offset = history[-1]["wall_time_s"] if history else 0.0
   t_start = time.perf_counter()
   target = config.target_accuracy
-  reached = next((r["step"] for r in history
-                  if r["val_accuracy"] >= target), None)
+  reached = next(
+    (r["step"] for r in history if r["val_accuracy"] >= target), None
+  )
   window: list[dict] = []
   t_window = time.perf_counter()
-  bar = tqdm.tqdm(total=num_steps, initial=start, unit="step",
-                  dynamic_ncols=True, disable=not config.progress_bar)
+  bar = tqdm.tqdm(
+    total=num_steps,
+    initial=start,
+    unit="step",
+    dynamic_ncols=True,
+    disable=not config.progress_bar,
+  )
   try:
     for step in range(start + 1, num_steps + 1):
-      batch = jax.device_put(experiment.train_batch(config, step - 1),
-                             data_sharding)
+      batch = jax.device_put(
+        experiment.train_batch(config, step - 1), data_sharding
+      )
       state, metrics = train_step(state, batch)
       window.append(metrics)
       bar.update()
@@ -237,27 +273,36 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
         window, t_window = [], time.perf_counter()
         _check_finite(train, step, ckpt_dir, last_saved)
         writer.write(step, {f"train_{k}": v for k, v in train.items()})
-        bar.set_postfix(loss=f"{train['loss']:.3f}",
-                        acc=f"{train['accuracy']:.3f}")
+        bar.set_postfix(
+          loss=f"{train['loss']:.3f}", acc=f"{train['accuracy']:.3f}"
+        )
 
       if step % steps_per_epoch == 0 or step == num_steps:
         epoch = math.ceil(step / steps_per_epoch)
-        val = _mean([eval_step(state.params,
-                               jax.device_put(b, data_sharding))
-                     for b in experiment.eval_batches(config, epoch)])
-        record = {"step": step, "epoch": epoch,
-                  "wall_time_s": wall_offset + time.perf_counter() - t_start,
-                  **{f"val_{k}": v for k, v in val.items()}}
+        val = _mean(
+          [
+            eval_step(state.params, jax.device_put(b, data_sharding))
+            for b in experiment.eval_batches(config, epoch)
+          ]
+        )
+        record = {
+          "step": step,
+          "epoch": epoch,
+          "wall_time_s": wall_offset + time.perf_counter() - t_start,
+          **{f"val_{k}": v for k, v in val.items()},
+        }
         history.append(record)
         writer.write(step, {k: v for k, v in record.items() if k != "step"})
         note = ""
         if reached is None and record["val_accuracy"] >= target:
           reached = step
           note = f"  (target {100 * target:.0f}% reached)"
-        bar.write(f"epoch {epoch} step {step}: val_accuracy "
-                  f"{100 * record['val_accuracy']:.1f}% val_loss "
-                  f"{record['val_loss']:.4f} "
-                  f"[{record['wall_time_s']:.0f} s]{note}")
+        bar.write(
+          f"epoch {epoch} step {step}: val_accuracy "
+          f"{100 * record['val_accuracy']:.1f}% val_loss "
+          f"{record['val_loss']:.4f} "
+          f"[{record['wall_time_s']:.0f} s]{note}"
+        )
 
       if checkpoint:
         save(step)
@@ -273,18 +318,21 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     writer.close()
 
   results = {
-      "experiment": config.experiment,
-      "steps": num_steps,
-      "final": history[-1],
-      "best_val_accuracy": max(r["val_accuracy"] for r in history),
-      "target_accuracy": target,
-      "target_reached_step": reached,
-      "wall_time_s": history[-1]["wall_time_s"],
-      "config": config.to_dict(),
+    "experiment": config.experiment,
+    "steps": num_steps,
+    "final": history[-1],
+    "best_val_accuracy": max(r["val_accuracy"] for r in history),
+    "target_accuracy": target,
+    "target_reached_step": reached,
+    "wall_time_s": history[-1]["wall_time_s"],
+    "config": config.to_dict(),
   }
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  _plot(history, workdir / "val_accuracy.png",
-        f"{config.experiment} ({config.model.name})")
+  _plot(
+    history,
+    workdir / "val_accuracy.png",
+    f"{config.experiment} ({config.model.name})",
+  )
   return results
 
 
@@ -316,9 +364,11 @@ def main(argv):
     logging.debug("Stopped by:", exc_info=True)
     _exit_with(e)
   final = results["final"]
-  print(f"Final validation accuracy {100 * final['val_accuracy']:.2f}% after "
-        f"{results['steps']} steps ({results['wall_time_s']:.0f} s); "
-        f"results in {_WORKDIR.value}/results.json")
+  print(
+    f"Final validation accuracy {100 * final['val_accuracy']:.2f}% after "
+    f"{results['steps']} steps ({results['wall_time_s']:.0f} s); "
+    f"results in {_WORKDIR.value}/results.json"
+  )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from experiments import freq_task
 
 def _batch(condition, batch_size=64, seed=0):
   return jax.device_get(
-      freq_task.sample(jax.random.key(seed), batch_size, condition))
+    freq_task.sample(jax.random.key(seed), batch_size, condition)
+  )
 
 
 @pytest.mark.parametrize("condition", ["async", "regular", "highres"])
@@ -26,18 +27,17 @@ def test_batches_are_left_padded_sorted_and_in_range(condition):
   assert np.all(m[:, -1])
   assert np.all(np.diff(m.astype(int), axis=1) >= 0)
   assert np.all(t[~m] == 0) and np.all(b["x"][..., 0][~m] == 0)
-  for row_t, row_m in zip(t, m):
+  for row_t, row_m in zip(t, m, strict=True):
     real = row_t[row_m]
     assert np.all(np.diff(real) >= 0)  # Time runs forward.
     assert 0 <= real[0] and real[-1] <= 125
     assert 15 <= len(real) <= (124 if condition == "async" else length)
 
 
-@pytest.mark.parametrize("condition,res", [("regular", 1.0),
-                                           ("highres", 0.1)])
+@pytest.mark.parametrize("condition,res", [("regular", 1.0), ("highres", 0.1)])
 def test_regular_conditions_sample_on_a_grid(condition, res):
   b = _batch(condition, batch_size=8)
-  for row_t, row_m in zip(b["t"], b["mask"]):
+  for row_t, row_m in zip(b["t"], b["mask"], strict=True):
     np.testing.assert_allclose(np.diff(row_t[row_m]), res, rtol=1e-3)
 
 
@@ -81,8 +81,10 @@ def test_lstm_models_see_time_as_a_feature_and_bn_normalises():
     assert params["rnn"]["w_x"].shape == (input_size, 4 * config.model.hidden)
     logits = freq_task.logits_fn(config, params, batch, training=False)
     assert logits.shape == (config.data.batch_size, 2)
-    assert isinstance(freq_task.make_cell(config),
-                      plstm.PhasedLSTM if name == "plstm" else plstm.LSTM)
+    assert isinstance(
+      freq_task.make_cell(config),
+      plstm.PhasedLSTM if name == "plstm" else plstm.LSTM,
+    )
   x = jnp.concatenate([batch["x"], batch["t"][..., None]], -1)
   y = freq_task.batch_norm(params["bn"], x, batch["mask"])
   real = np.asarray(y)[np.asarray(batch["mask"])]

@@ -43,9 +43,11 @@ def test_linen_cell_matches_step_and_time_channel(cell):
   params = variables["params"]
   want = cell.step(params, carry, at(inputs, 0))
   np.testing.assert_allclose(
-      module.apply(variables, carry, at(inputs, 0))[1], want[1])
+    module.apply(variables, carry, at(inputs, 0))[1], want[1]
+  )
   np.testing.assert_allclose(
-      module.apply(variables, carry, at(packed, 0))[1], want[1])
+    module.apply(variables, carry, at(packed, 0))[1], want[1]
+  )
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
@@ -64,8 +66,9 @@ def test_linen_nn_rnn_matches_scan(cell):
   rnn = linen.RNN(LinenCell(cell))
   variables = rnn.init(jax.random.key(0), packed)
   _, want = plstm.scan(cell, variables["params"]["cell"], inputs)
-  np.testing.assert_allclose(rnn.apply(variables, packed), want,
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+    rnn.apply(variables, packed), want, rtol=1e-6, atol=1e-6
+  )
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
@@ -121,8 +124,8 @@ def test_deterministic_false_turns_on_the_leak():
   evaluated = model(inputs)
   model.train()
   np.testing.assert_allclose(
-      model(inputs), plstm.scan(cell, nnx_params(model), inputs,
-                                training=True)[1])
+    model(inputs), plstm.scan(cell, nnx_params(model), inputs, training=True)[1]
+  )
   model.eval()
   np.testing.assert_allclose(model(inputs), evaluated)
 
@@ -138,7 +141,6 @@ def bce(logits, y):
 
 
 class LinenClassifier(linen.Module):
-
   @linen.compact
   def __call__(self, x):
     return linen.Dense(1)(LinenRNN(plstm.LSTM(16))(x)[:, -1])
@@ -168,7 +170,6 @@ def test_linen_model_trains():
 
 
 class NNXClassifier(nnx.Module):
-
   def __init__(self, rngs):
     self.rnn = nnx.RNN(NNXCell(plstm.LSTM(16), 1, rngs=rngs))
     self.head = nnx.Linear(16, 1, rngs=rngs)

@@ -40,10 +40,13 @@ def test_every_config_smoke_runs(path, tmp_path):
   assert (tmp_path / "results.json").exists()
   assert (tmp_path / "val_accuracy.png").stat().st_size > 1000
   assert any((tmp_path / "tb").iterdir())
-  records = [json.loads(line)
-             for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  records = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   assert {"train_loss", "train_accuracy", "train_steps_per_s"} <= set(
-      records[0])
+    records[0]
+  )
   assert any("val_accuracy" in r for r in records)
 
 
@@ -52,8 +55,9 @@ def test_every_config_smoke_runs(path, tmp_path):
 def test_every_config_variant_builds(path, arg):
   config = _load_config(path, arg)
   experiment = importlib.import_module(config.experiment)
-  params = jax.eval_shape(lambda k: experiment.init_params(config, k),
-                          jax.random.key(0))
+  params = jax.eval_shape(
+    lambda k: experiment.init_params(config, k), jax.random.key(0)
+  )
   assert jax.tree.leaves(params)
 
 
@@ -80,9 +84,11 @@ def test_a_short_run_lowers_the_loss(tmp_path, monkeypatch):
   config.log_every = 10
   config.checkpoint_every = 60
   train.train_and_evaluate(config, tmp_path)
-  losses = [json.loads(line)["train_loss"]
-            for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-            if "train_loss" in line]
+  losses = [
+    json.loads(line)["train_loss"]
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    if "train_loss" in line
+  ]
   assert losses[0] > 0.6
   assert losses[-1] < 0.2 * losses[0]
 
@@ -94,8 +100,7 @@ def test_golden_first_steps(tmp_path):
   config.log_every = 1
   train.train_and_evaluate(config, tmp_path)
   first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
-  np.testing.assert_allclose(first["train_loss"], GOLDEN_FIRST_LOSS,
-                             rtol=1e-5)
+  np.testing.assert_allclose(first["train_loss"], GOLDEN_FIRST_LOSS, rtol=1e-5)
 
 
 GOLDEN_FIRST_LOSS = 0.6933966875076294
@@ -116,10 +121,12 @@ def _crash_at(monkeypatch, step, error):
   monkeypatch.setattr(freq_task, "train_batch", train_batch)
 
 
-@pytest.mark.parametrize("error", [_Crash(), KeyboardInterrupt()],
-                         ids=["crash", "ctrl-c"])
+@pytest.mark.parametrize(
+  "error", [_Crash(), KeyboardInterrupt()], ids=["crash", "ctrl-c"]
+)
 def test_an_interrupted_run_resumes_to_identical_params(
-    error, tmp_path, monkeypatch):
+  error, tmp_path, monkeypatch
+):
   config = freq_config.get_config("smoke")
   config.num_epochs = 3  # 9 steps, a checkpoint every 3
   straight = train.train_and_evaluate(config, tmp_path / "straight")
@@ -128,8 +135,11 @@ def test_an_interrupted_run_resumes_to_identical_params(
     _crash_at(m, 4, error)  # the batch of step 5
     with pytest.raises(type(error)):
       train.train_and_evaluate(config, tmp_path / "resumed")
-  saved = sorted(int(p.name) for p in (tmp_path / "resumed/checkpoints")
-                 .iterdir() if p.name.isdigit())
+  saved = sorted(
+    int(p.name)
+    for p in (tmp_path / "resumed/checkpoints").iterdir()
+    if p.name.isdigit()
+  )
   # A crash keeps the cadence checkpoint; Ctrl-C also saves where it stopped.
   assert saved == ([3] if isinstance(error, _Crash) else [3, 4])
   resumed = train.train_and_evaluate(config, tmp_path / "resumed")
@@ -140,13 +150,16 @@ def test_an_interrupted_run_resumes_to_identical_params(
   jax.tree.map(np.testing.assert_array_equal, state_a, state_b)
   for key in ("val_accuracy", "val_loss"):
     assert resumed["final"][key] == straight["final"][key]
-  steps = [json.loads(line)["step"] for line in
-           (tmp_path / "resumed/metrics.jsonl").read_text().splitlines()]
+  steps = [
+    json.loads(line)["step"]
+    for line in (tmp_path / "resumed/metrics.jsonl").read_text().splitlines()
+  ]
   assert steps == sorted(steps)  # No record written twice.
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   config = freq_config.get_config("smoke")
   train.train_and_evaluate(config, tmp_path)
   real = freq_task.loss_fn
@@ -157,8 +170,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 
   monkeypatch.setattr(freq_task, "loss_fn", nan_loss)
   config.num_epochs = 4
-  with pytest.raises(FloatingPointError,
-                     match=r"non-finite .*loss.* step 8.*step 6"):
+  with pytest.raises(
+    FloatingPointError, match=r"non-finite .*loss.* step 8.*step 6"
+  ):
     train.train_and_evaluate(config, tmp_path)
   assert _final_state(tmp_path)[0] == 6
 
@@ -184,7 +198,8 @@ def test_config_errors_are_raised_before_training(tmp_path):
   with pytest.raises(ValueError, match="tau_range"):
     train.train_and_evaluate(config, tmp_path)
   assert not (tmp_path / "checkpoints").exists() or not any(
-      p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
+    p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir()
+  )
 
 
 def test_unwritable_workdir(tmp_path):
@@ -197,15 +212,23 @@ def test_unwritable_workdir(tmp_path):
 def _cli(*args, workdir):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   return subprocess.run(
-      [sys.executable, "-m", "plstm.train", *args, f"--workdir={workdir}"],
-      cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    [sys.executable, "-m", "plstm.train", *args, f"--workdir={workdir}"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=120,
+  )
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--config.modle.hidden=3"], "unknown config key 'modle'"),
     (["--config.model.r_on=-0.5"], "r_on must be in (0, 1]"),
     (["--config.model.hidden=abc"], "--config.model.hidden=abc"),
-])
+  ],
+)
 def test_cli_reports_bad_input_in_one_line(args, message, tmp_path):
   run = _cli("--config=configs/freq_task.py:smoke", *args, workdir=tmp_path)
   assert run.returncode == 1
