@@ -9,12 +9,19 @@ path) that provides `init_params(config, key)`, `train_batch(config, step)`,
 training) -> (loss, metrics)`. Every batch and random key is a function of
 (config.seed, step), so a run is resumed exactly from its step alone.
 
+`config.num_seeds` = S > 1 trains the seeds config.seed, ..., config.seed +
+S - 1 together, as one compiled program vmapped over a leading seed axis of
+the state and the batches (each seed with its own init, data and keys, as S
+separate runs would have). Metrics are then the mean over seeds, with their
+std and per-seed values beside them.
+
 The workdir receives `metrics.jsonl`, TensorBoard events (`tb/`), orbax
 checkpoints (`checkpoints/`), and at the end `results.json` and
 `val_accuracy.png`. Re-running with the same workdir resumes from the latest
 checkpoint and ends with exactly the params of an uninterrupted run.
 """
 
+import copy
 import functools
 import importlib
 import json
@@ -99,25 +106,59 @@ class _MetricWriter:
       str(workdir / "tb"), purge_step=resume_step + 1
     )
 
-  def write(self, step: int, metrics: dict[str, float]):
+  def write(self, step: int, metrics: dict[str, float | list[float]]):
+    """Scalars, or per-seed lists (TensorBoard gets one tag per seed)."""
     with self._path.open("a") as f:
       f.write(json.dumps({"step": step, **metrics}) + "\n")
     for name, value in metrics.items():
-      self._tb.add_scalar(name, value, step)
+      if isinstance(value, list):
+        for i, v in enumerate(value):
+          self._tb.add_scalar(f"{name}/{i}", v, step)
+      else:
+        self._tb.add_scalar(name, value, step)
 
   def close(self):
     self._tb.close()
 
 
-def _mean(metrics: list[dict]) -> dict[str, float]:
+def _mean(metrics: list[dict]) -> dict[str, float | list[float]]:
+  """Averages [S]-valued metrics over the list; with S > 1 adds, for each
+  metric m, `m_std` and `m_per_seed` across seeds (`m` is their mean)."""
   stacked = jax.device_get(jax.tree.map(lambda *m: jnp.stack(m), *metrics))
-  return {k: float(np.mean(v)) for k, v in stacked.items()}
+  out = {}
+  for k, v in stacked.items():
+    per_seed = np.mean(v, axis=0)
+    out[k] = float(np.mean(per_seed))
+    if per_seed.size > 1:
+      out[f"{k}_std"] = float(np.std(per_seed))
+      out[f"{k}_per_seed"] = per_seed.tolist()
+  return out
+
+
+def _seed_configs(config) -> list:
+  """One config per trained seed: config.seed, ..., + num_seeds - 1."""
+  if config.num_seeds < 1:
+    raise ValueError(f"config.num_seeds must be >= 1, got {config.num_seeds}.")
+  configs = []
+  for i in range(config.num_seeds):
+    c = copy.deepcopy(config)
+    c.seed = config.seed + i
+    configs.append(c)
+  return configs
+
+
+def _stack(trees: list):
+  return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
 def _check_finite(
   metrics: dict[str, float], step: int, ckpt_dir: Path, last_saved: int | None
 ):
-  bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+  bad = [
+    k
+    for k, v in metrics.items()
+    if not all(math.isfinite(x) for x in np.ravel(v))
+  ]
   if bad:
     kept = (
       "no checkpoint was saved"
@@ -134,10 +175,15 @@ def _check_finite(
 def _plot(history: list[dict], path: Path, title: str):
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
+  steps = [r["step"] for r in history]
+  if "val_accuracy_per_seed" in history[0]:
+    per_seed = np.array([r["val_accuracy_per_seed"] for r in history])
+    ax.plot(steps, 100 * per_seed, color="0.7", lw=0.8)
   ax.plot(
-    [r["step"] for r in history],
+    steps,
     [100 * r["val_accuracy"] for r in history],
     marker=".",
+    color="C0",
   )
   ax.set_xlabel("training step")
   ax.set_ylabel("validation accuracy [%]")
@@ -161,27 +207,27 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   steps_per_epoch = config.steps_per_epoch
   num_steps = config.num_epochs * steps_per_epoch
 
-  # Data parallel over every device: batches split along 'data', the train
-  # state replicated.
+  seed_configs = _seed_configs(config)
+  seeds = jnp.array([c.seed for c in seed_configs])
+
+  # Data parallel over every device: batches [S, B, ...] split along B, the
+  # train state replicated.
   mesh = jax.make_mesh((jax.device_count(),), ("data",))
   replicated = jax.NamedSharding(mesh, jax.P())
-  data_sharding = jax.NamedSharding(mesh, jax.P("data"))
+  data_sharding = jax.NamedSharding(mesh, jax.P(None, "data"))
   if config.data.batch_size % jax.device_count():
     raise ValueError(
       f"config.data.batch_size ({config.data.batch_size}) must be a "
       f"multiple of the {jax.device_count()} devices."
     )
 
-  @functools.partial(jax.jit, out_shardings=replicated)
-  def init_state() -> TrainState:
-    params = experiment.init_params(config, jax.random.key(config.seed))
+  # Every function below acts on one seed and is vmapped over the seed axis.
+  def init_one(seed) -> TrainState:
+    params = experiment.init_params(config, jax.random.key(seed))
     return TrainState(jnp.int32(0), params, tx.init(params))
 
-  step_key = jax.random.key(config.seed + 2)
-
-  @functools.partial(jax.jit, out_shardings=(replicated, replicated))
-  def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
-    rng = jax.random.fold_in(step_key, state.step)
+  def train_one(state: TrainState, batch, seed) -> tuple[TrainState, dict]:
+    rng = jax.random.fold_in(jax.random.key(seed + 2), state.step)
     loss_fn = functools.partial(experiment.loss_fn, config, training=True)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch, rng)
     # optax's Adam bias correction mixes its int32 count with floats, which
@@ -192,12 +238,21 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     metrics["grad_norm"] = optax.tree.norm(grads)
     return TrainState(state.step + 1, params, opt_state), metrics
 
-  @jax.jit
-  def eval_step(params, batch) -> dict:
-    _, metrics = experiment.loss_fn(
-      config, params, batch, step_key, training=False
-    )
+  def eval_one(params, batch, seed) -> dict:
+    rng = jax.random.key(seed + 2)
+    _, metrics = experiment.loss_fn(config, params, batch, rng, training=False)
     return metrics
+
+  init_state = jax.jit(
+    lambda: jax.vmap(init_one)(seeds), out_shardings=replicated
+  )
+  train_step = jax.jit(
+    lambda state, batch: jax.vmap(train_one)(state, batch, seeds),
+    out_shardings=(replicated, replicated),
+  )
+  eval_step = jax.jit(
+    lambda params, batch: jax.vmap(eval_one)(params, batch, seeds)
+  )
 
   # Resume from the latest checkpoint, if any.
   ckpt_dir = workdir / "checkpoints"
@@ -228,7 +283,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
       ) from e
     state, history = restored.state, restored.history
     print(f"Resuming from step {last_saved} in {ckpt_dir}.")
-  start = int(state.step)
+  start = int(state.step[0])
 
   def save(step: int):
     nonlocal last_saved
@@ -260,7 +315,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   try:
     for step in range(start + 1, num_steps + 1):
       batch = jax.device_put(
-        experiment.train_batch(config, step - 1), data_sharding
+        _stack([experiment.train_batch(c, step - 1) for c in seed_configs]),
+        data_sharding,
       )
       state, metrics = train_step(state, batch)
       window.append(metrics)
@@ -279,10 +335,14 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 
       if step % steps_per_epoch == 0 or step == num_steps:
         epoch = math.ceil(step / steps_per_epoch)
+        per_seed_batches = zip(
+          *(experiment.eval_batches(c, epoch) for c in seed_configs),
+          strict=True,
+        )
         val = _mean(
           [
-            eval_step(state.params, jax.device_put(b, data_sharding))
-            for b in experiment.eval_batches(config, epoch)
+            eval_step(state.params, jax.device_put(_stack(b), data_sharding))
+            for b in per_seed_batches
           ]
         )
         record = {
@@ -297,9 +357,15 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
         if reached is None and record["val_accuracy"] >= target:
           reached = step
           note = f"  (target {100 * target:.0f}% reached)"
+        spread = (
+          f" ± {100 * record['val_accuracy_std']:.1f} "
+          f"({len(seed_configs)} seeds)"
+          if "val_accuracy_std" in record
+          else ""
+        )
         bar.write(
           f"epoch {epoch} step {step}: val_accuracy "
-          f"{100 * record['val_accuracy']:.1f}% val_loss "
+          f"{100 * record['val_accuracy']:.1f}%{spread} val_loss "
           f"{record['val_loss']:.4f} "
           f"[{record['wall_time_s']:.0f} s]{note}"
         )
@@ -307,9 +373,10 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
       if checkpoint:
         save(step)
   except KeyboardInterrupt:
-    if int(state.step) != last_saved:
-      save(int(state.step))
-      bar.write(f"Interrupted: saved step {int(state.step)} in {ckpt_dir}.")
+    done = int(state.step[0])
+    if done != last_saved:
+      save(done)
+      bar.write(f"Interrupted: saved step {done} in {ckpt_dir}.")
     raise
   finally:
     bar.close()
@@ -320,6 +387,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   results = {
     "experiment": config.experiment,
     "steps": num_steps,
+    "seeds": [c.seed for c in seed_configs],
     "final": history[-1],
     "best_val_accuracy": max(r["val_accuracy"] for r in history),
     "target_accuracy": target,

@@ -51,7 +51,7 @@ def test_every_config_smoke_runs(path, tmp_path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-@pytest.mark.parametrize("arg", ["default", "paper"])
+@pytest.mark.parametrize("arg", ["small", "paper"])
 def test_every_config_variant_builds(path, arg):
   config = _load_config(path, arg)
   experiment = importlib.import_module(config.experiment)
@@ -242,3 +242,34 @@ def test_cli_trains_and_prints_the_result(tmp_path):
   assert run.returncode == 0, run.stderr
   assert "Final validation accuracy" in run.stdout
   assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
+
+
+def test_seeds_trained_together_equal_separate_runs(tmp_path):
+  config = freq_config.get_config("smoke")
+  config.num_seeds = 2
+  together = train.train_and_evaluate(config, tmp_path / "together")
+  _, state = _final_state(tmp_path / "together")
+  assert together["seeds"] == [0, 1]
+  accuracies = together["final"]["val_accuracy_per_seed"]
+  np.testing.assert_allclose(
+    together["final"]["val_accuracy"], np.mean(accuracies), rtol=1e-6
+  )
+  for i in range(2):
+    alone = freq_config.get_config("smoke")
+    alone.seed = i
+    result = train.train_and_evaluate(alone, tmp_path / f"seed{i}")
+    _, single = _final_state(tmp_path / f"seed{i}")
+    for a, b in zip(
+      jax.tree.leaves(state["params"]),
+      jax.tree.leaves(single["params"]),
+      strict=True,
+    ):
+      np.testing.assert_allclose(a[i], b[0], rtol=1e-5, atol=1e-6)
+    assert result["final"]["val_accuracy"] == accuracies[i]
+
+
+def test_bad_num_seeds(tmp_path):
+  config = freq_config.get_config("smoke")
+  config.num_seeds = 0
+  with pytest.raises(ValueError, match="config.num_seeds must be >= 1"):
+    train.train_and_evaluate(config, tmp_path)
