@@ -1,0 +1,165 @@
+r"""Figures of the paper suite, drawn from the workdirs of finished runs.
+
+  # Task 1: bar chart of the final validation accuracy (mean +- std over the
+  # seeds of each run), paper numbers beside, and one curve panel per
+  # condition; runs in ROOT/{condition}/{model} (scripts/freq_task_sweep.sh).
+  python scripts/figures.py bars --root=/tmp/sweep --out=docs/task1_bars.png
+
+  # Any experiment: a metric against training steps for several runs (mean
+  # over seeds, min-max band), e.g. task 2, the adding task or sMNIST.
+  python scripts/figures.py curves --runs=/tmp/add_plstm,/tmp/add_lstm \
+      --labels="Phased LSTM,LSTM" --metric=val_loss --out=docs/adding.png
+
+Each workdir's `metrics.jsonl` (written by `plstm.train`) is the source.
+"""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+from matplotlib.figure import Figure
+
+_ROOT = flags.DEFINE_string("root", None, "bars: the sweep's root directory.")
+_RUNS = flags.DEFINE_list("runs", [], "curves: workdirs, one curve each.")
+_LABELS = flags.DEFINE_list("labels", [], "curves: one label per run.")
+_METRIC = flags.DEFINE_string("metric", "val_accuracy", "curves: the metric.")
+_OUT = flags.DEFINE_string("out", None, "PNG to write.", required=True)
+
+# Official task-1 numbers: validation accuracy at epoch 70, mean and
+# population std over 5 seeds (A_Freq_Task.ipynb; seeds-spec §1.8).
+PAPER_TASK1 = {
+  "regular": {
+    "plstm": (99.258, 0.228),
+    "bn_lstm": (98.945, 0.383),
+    "lstm": (89.336, 18.890),
+  },
+  "highres": {
+    "plstm": (99.609, 0.276),
+    "bn_lstm": (62.383, 18.634),
+    "lstm": (51.719, 0.714),
+  },
+  "async": {
+    "plstm": (97.891, 0.571),
+    "bn_lstm": (74.297, 17.728),
+    "lstm": (69.023, 13.333),
+  },
+}
+# The official notebook's colours: PLSTM green, BN-LSTM purple, LSTM blue.
+COLORS = {"plstm": "#33a02c", "bn_lstm": "#6a3d9a", "lstm": "#1f78b4"}
+NAMES = {"plstm": "Phased LSTM", "bn_lstm": "BN-LSTM", "lstm": "LSTM"}
+
+
+def read_history(workdir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
+  """(steps [N], values [N, S]) of `metric` in a run's metrics.jsonl."""
+  path = Path(workdir) / "metrics.jsonl"
+  if not path.exists():
+    raise FileNotFoundError(f"{path} not found: is {workdir} a run's workdir?")
+  steps, values = [], []
+  for line in path.read_text().splitlines():
+    record = json.loads(line)
+    if metric in record:
+      steps.append(record["step"])
+      values.append(record.get(f"{metric}_per_seed", [record[metric]]))
+  if not steps:
+    raise ValueError(f"{path} has no {metric!r} records.")
+  return np.array(steps), np.array(values)
+
+
+def curves(runs: Sequence[Path], labels: Sequence[str], metric: str) -> Figure:
+  """One line per run: the mean over seeds, with a min-max band."""
+  fig = Figure(figsize=(6, 4))
+  ax = fig.subplots()
+  for run, label in zip(runs, labels, strict=True):
+    steps, values = read_history(run, metric)
+    scale = 100 if "accuracy" in metric else 1
+    line = ax.plot(steps, scale * values.mean(1), label=label)[0]
+    if values.shape[1] > 1:
+      ax.fill_between(
+        steps,
+        scale * values.min(1),
+        scale * values.max(1),
+        color=line.get_color(),
+        alpha=0.2,
+      )
+  ax.set_xlabel("training step")
+  ax.set_ylabel(metric + (" [%]" if "accuracy" in metric else ""))
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  return fig
+
+
+def task1_bars(root: Path) -> Figure:
+  """The paper's Fig. 3d: final accuracy per condition and model, ours
+  (solid, mean +- std over seeds) beside the official numbers (hatched)."""
+  conditions = ("regular", "highres", "async")
+  models = ("plstm", "bn_lstm", "lstm")
+  fig = Figure(figsize=(11, 3.8))
+  bar_ax, *curve_axes = fig.subplots(1, 4, width_ratios=(1.6, 1, 1, 1))
+  width = 0.13
+  labelled = set()
+  for j, model in enumerate(models):
+    for i, condition in enumerate(conditions):
+      x = i + (j - 1) * 2.2 * width
+      paper_mean, paper_std = PAPER_TASK1[condition][model]
+      bar_ax.bar(
+        x + width / 2,
+        paper_mean,
+        width,
+        yerr=paper_std,
+        color="white",
+        edgecolor=COLORS[model],
+        hatch="//",
+      )
+      run = root / condition / model
+      if not (run / "metrics.jsonl").exists():
+        continue
+      steps, values = read_history(run, "val_accuracy")
+      final = 100 * values[-1]
+      bar_ax.bar(
+        x - width / 2,
+        final.mean(),
+        width,
+        yerr=final.std(),
+        color=COLORS[model],
+        label=NAMES[model] if model not in labelled else None,
+      )
+      labelled.add(model)
+      ax = curve_axes[i]
+      for seed_curve in values.T:
+        ax.plot(steps, 100 * seed_curve, color=COLORS[model], lw=0.8)
+  bar_ax.set_xticks(range(3), ["1 ms", "0.1 ms", "async"])
+  bar_ax.set_ylim(50, 100)
+  bar_ax.set_ylabel("final validation accuracy [%]")
+  bar_ax.set_title("ours (solid) and paper (hatched)")
+  bar_ax.legend(loc="lower left", fontsize=8)
+  for ax, condition in zip(curve_axes, conditions, strict=True):
+    ax.set_title(condition)
+    ax.set_xlabel("training step")
+    ax.set_ylim(45, 100)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+def main(argv):
+  if len(argv) != 2 or argv[1] not in ("bars", "curves"):
+    raise app.UsageError("Usage: figures.py bars|curves --out=FILE.png ...")
+  if argv[1] == "bars":
+    if not _ROOT.value:
+      raise app.UsageError("bars needs --root, the sweep's directory.")
+    fig = task1_bars(Path(_ROOT.value))
+  else:
+    labels = _LABELS.value or [Path(r).name for r in _RUNS.value]
+    if not _RUNS.value or len(labels) != len(_RUNS.value):
+      raise app.UsageError("curves needs --runs and one label per run.")
+    fig = curves([Path(r) for r in _RUNS.value], labels, _METRIC.value)
+  Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(_OUT.value, dpi=120)
+  print(f"Wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

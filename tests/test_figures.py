@@ -1,0 +1,58 @@
+"""scripts/figures.py reads run histories and draws the suite's figures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scripts import figures
+
+
+def _write_run(workdir, finals, steps=(10, 20)):
+  """A fake metrics.jsonl: train records and per-seed val records."""
+  workdir.mkdir(parents=True)
+  lines = []
+  for k, step in enumerate(steps):
+    lines.append({"step": step, "train_loss": 0.5})
+    per_seed = [f * (k + 1) / len(steps) for f in finals]
+    record = {"step": step, "val_accuracy": float(np.mean(per_seed))}
+    if len(finals) > 1:
+      record["val_accuracy_per_seed"] = per_seed
+    lines.append(record)
+  (workdir / "metrics.jsonl").write_text(
+    "".join(json.dumps(r) + "\n" for r in lines)
+  )
+
+
+def test_read_history_keeps_seeds_and_skips_train_records(tmp_path):
+  _write_run(tmp_path / "run", [0.8, 0.6])
+  steps, values = figures.read_history(tmp_path / "run", "val_accuracy")
+  np.testing.assert_array_equal(steps, [10, 20])
+  np.testing.assert_allclose(values, [[0.4, 0.3], [0.8, 0.6]])
+
+
+def test_read_history_single_seed(tmp_path):
+  _write_run(tmp_path / "run", [0.9])
+  _, values = figures.read_history(tmp_path / "run", "val_accuracy")
+  assert values.shape == (2, 1)
+
+
+def test_missing_run_is_one_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="metrics.jsonl not found"):
+    figures.read_history(tmp_path / "nope", "val_accuracy")
+
+
+def test_figures_are_drawn(tmp_path):
+  root = tmp_path / "sweep"
+  _write_run(root / "async" / "plstm", [0.97, 0.98])
+  _write_run(root / "async" / "lstm", [0.7, 0.6])
+  out = tmp_path / "bars.png"
+  figures.task1_bars(root).savefig(out)
+  assert out.stat().st_size > 5000
+  fig = figures.curves(
+    [root / "async" / "plstm", root / "async" / "lstm"],
+    ["PLSTM", "LSTM"],
+    "val_accuracy",
+  )
+  ax = fig.axes[0]
+  np.testing.assert_allclose(ax.lines[0].get_ydata(), [48.75, 97.5])
