@@ -133,12 +133,17 @@ def make_cell(config):
 
 
 def init_params(config, key: jax.Array) -> dict:
-  """Params {"rnn", "head"} (+ "bn" for bn_lstm) of the classifier."""
+  """The classifier's params, after checking `config.data.condition`."""
   if config.data.condition not in CONDITIONS:
     raise ValueError(
       f"config.data.condition must be one of {tuple(CONDITIONS)}, got "
       f"{config.data.condition!r}."
     )
+  return init_classifier(config, key)
+
+
+def init_classifier(config, key: jax.Array) -> dict:
+  """Params {"rnn", "head"} (+ "bn" for bn_lstm) of the classifier."""
   cell = make_cell(config)
   timed = config.model.name == "plstm"
   input_size = 1 if timed else 2

@@ -1,0 +1,152 @@
+"""The adding problem (experiments/adding_task.py)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import adding_task as adding_config
+from experiments import adding_task as adding
+
+
+def _batch(batch_size=256, seq_len=100, seed=0):
+  return jax.device_get(
+    adding.sample(jax.random.key(seed), batch_size, seq_len)
+  )
+
+
+@pytest.mark.parametrize("seq_len", [2, 7, 100, 1000])
+def test_one_marker_in_each_half(seq_len):
+  b = _batch(seq_len=seq_len)
+  assert b["x"].shape == (256, seq_len, 2)
+  assert b["t"].shape == (256, seq_len) and b["target"].shape == (256,)
+  marker = b["x"][..., 1]
+  assert set(np.unique(marker)) <= {0.0, 1.0}
+  half = seq_len // 2
+  np.testing.assert_array_equal(marker[:, :half].sum(1), 1)
+  np.testing.assert_array_equal(marker[:, half:].sum(1), 1)
+  if seq_len >= 100:  # Both halves are covered, not just a few positions.
+    first = marker[:, :half].argmax(1)
+    second = half + marker[:, half:].argmax(1)
+    assert first.min() < 0.1 * half and first.max() > 0.9 * half
+    assert second.min() < half + 0.1 * half and second.max() > 0.9 * seq_len
+
+
+def test_values_times_and_target():
+  b = _batch()
+  v, m = b["x"][..., 0], b["x"][..., 1]
+  assert np.all((0 <= v) & (v < 1))
+  assert 0.45 < v.mean() < 0.55
+  np.testing.assert_array_equal(b["t"], np.tile(np.arange(100.0), (256, 1)))
+  rows = np.arange(256)
+  first, second = m[:, :50].argmax(1), 50 + m[:, 50:].argmax(1)
+  expected = v[rows, first] + v[rows, second]
+  np.testing.assert_allclose(b["target"], expected, rtol=1e-6)
+
+
+def test_predicting_the_mean_scores_one_sixth():
+  """The baseline to beat: MSE Var(v_a + v_b) = 1/6, accuracy 2a - a^2."""
+  config = adding_config.get_config("smoke")
+  config.data.seq_len = 4
+  params = adding.init_params(config, jax.random.key(0))
+  params["head"] = {"w": jnp.zeros((8, 1)), "b": jnp.ones((1,))}
+  batch = adding.sample(jax.random.key(1), 16384, 4)
+  loss, metrics = _loss_fn(config)(params, batch)
+  # Standard errors: 0.0015 and 0.002.
+  np.testing.assert_allclose(loss, 1 / 6, rtol=0.03)
+  np.testing.assert_allclose(metrics["accuracy"], 0.08 - 0.04**2, atol=7e-3)
+
+
+def _loss_fn(config):
+  return jax.jit(
+    lambda params, batch: adding.loss_fn(
+      config, params, batch, jax.random.key(0), training=False
+    )
+  )
+
+
+def test_accuracy_counts_errors_below_0_04():
+  config = adding_config.get_config("smoke")
+  params = adding.init_params(config, jax.random.key(0))
+  batch = adding.train_batch(config, 0)
+  prediction = adding.predict(config, params, batch, training=False)
+  error = np.asarray(prediction - batch["target"])
+  loss_fn = _loss_fn(config)
+  for shift, accuracy in ((0.0, 1.0), (0.03, 1.0), (-0.03, 1.0), (0.05, 0.0)):
+    shifted = {**batch, "target": batch["target"] + error + shift}
+    loss, metrics = loss_fn(params, shifted)
+    np.testing.assert_allclose(loss, shift**2, atol=1e-6)
+    assert metrics["accuracy"] == accuracy
+
+
+@pytest.mark.parametrize("name", ["plstm", "lstm"])
+def test_models_take_value_and_marker_and_plstm_the_time(name):
+  config = adding_config.get_config("smoke")
+  config.model.name = name
+  params = adding.init_params(config, jax.random.key(0))
+  assert params["rnn"]["w_x"].shape == (2, 4 * config.model.hidden)
+  batch = adding.train_batch(config, 0)
+  prediction = adding.predict(config, params, batch, training=False)
+  assert prediction.shape == (config.data.batch_size,)
+  later = {**batch, "t": batch["t"] + 0.5}
+  moved = adding.predict(config, params, later, training=False)
+  # Only the Phased LSTM's time gate sees the timestamps.
+  assert (np.abs(np.asarray(moved - prediction)).max() > 1e-4) == (
+    name == "plstm"
+  )
+
+
+def test_data_is_a_function_of_seed_and_step():
+  config = adding_config.get_config("smoke")
+  a = adding.train_batch(config, 3)
+  jax.tree.map(np.testing.assert_array_equal, a, adding.train_batch(config, 3))
+  assert not np.array_equal(a["x"], adding.train_batch(config, 4)["x"])
+  config.seed = 1
+  assert not np.array_equal(a["x"], adding.train_batch(config, 3)["x"])
+
+
+def test_paper_variant_is_t_1000_and_periods_cover_it():
+  config = adding_config.get_config("paper")
+  assert config.data.seq_len == 1000
+  lo, hi = config.model.tau_range
+  assert lo < 10 and hi > 0.25 * config.data.seq_len
+  assert config.model.shift_range[1] >= hi
+
+
+def test_bad_seq_len_and_model_are_reported():
+  config = adding_config.get_config("smoke")
+  config.data.seq_len = 1
+  with pytest.raises(ValueError, match="config.data.seq_len must be at least"):
+    adding.init_params(config, jax.random.key(0))
+  config = adding_config.get_config("smoke")
+  config.model.name = "bn_lstm"
+  with pytest.raises(ValueError, match="config.model.name"):
+    adding.init_params(config, jax.random.key(0))
+
+
+def test_cli_reports_a_bad_seq_len_in_one_line(tmp_path):
+  run = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "plstm.train",
+      "--config=configs/adding_task.py:smoke",
+      "--config.data.seq_len=0",
+      f"--workdir={tmp_path}",
+    ],
+    cwd=Path(__file__).parent.parent,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    timeout=120,
+  )
+  assert run.returncode == 1
+  assert run.stderr.strip().splitlines() == [
+    "plstm.train: error: config.data.seq_len must be at least 2 (a marker "
+    "in each half), got 0."
+  ]
