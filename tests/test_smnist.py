@@ -1,0 +1,239 @@
+"""Sequential MNIST batches, models and configs (experiments/smnist.py)."""
+
+import math
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from configs import smnist as smnist_config
+from experiments import mnist_data, smnist
+
+
+def _smoke(**data):
+  config = smnist_config.get_config("smoke")
+  config.data.update(data)
+  return config
+
+
+def _rows(batch) -> list[bytes]:
+  return [row.tobytes() for row in batch["x"][..., 0]]
+
+
+def test_batches_are_pixels_in_row_order_with_the_pixel_index():
+  config = _smoke(batch_size=4)
+  batch = smnist.train_batch(config, 3)
+  assert batch["x"].shape == (4, 784, 1) and batch["x"].dtype == np.float32
+  assert batch["label"].dtype == np.int32
+  np.testing.assert_array_equal(batch["weight"], np.ones(4, np.float32))
+  np.testing.assert_array_equal(
+    batch["t"], np.tile(np.arange(784, dtype=np.float32), (4, 1))
+  )
+  images, labels = mnist_data.synthetic("train")
+  flat = images.reshape(-1, 784) / np.float32(255)
+  for x, label in zip(batch["x"][..., 0], batch["label"], strict=True):
+    (i,) = np.flatnonzero((flat == x).all(1))
+    assert label == labels[i]
+    # Pixel index r * 28 + c holds row r, column c, scaled to [0, 1].
+    np.testing.assert_allclose(x[3 * 28 + 5], images[i, 3, 5] / 255)
+  assert 0 <= batch["x"].min() and batch["x"].max() <= 1
+
+
+def test_an_epoch_visits_every_image_once_as_a_function_of_seed_and_step():
+  config = _smoke(batch_size=10)  # 512 images: 51 batches, 2 left out
+  epoch = [smnist.train_batch(config, s) for s in range(51)]
+  rows = [r for b in epoch for r in _rows(b)]
+  assert len(set(rows)) == 510
+  images, _ = mnist_data.synthetic("train")
+  all_rows = {(im.reshape(784) / np.float32(255)).tobytes() for im in images}
+  assert set(rows) <= all_rows
+  # The next epoch is another order; a step's batch never changes.
+  assert _rows(smnist.train_batch(config, 51)) != _rows(epoch[0])
+  np.testing.assert_array_equal(
+    smnist.train_batch(config, 7)["x"], epoch[7]["x"]
+  )
+  config.seed = 1
+  assert _rows(smnist.train_batch(config, 7)) != _rows(epoch[7])
+
+
+def test_eval_batches_are_fixed_and_weighted_to_the_exact_mean():
+  config = _smoke()  # 12 test images in batches of 8
+  batches = smnist.eval_batches(config, 1)
+  assert len(batches) == 2
+  weight = np.concatenate([b["weight"] for b in batches])
+  np.testing.assert_allclose(weight, [16 / 12] * 12 + [0] * 4)
+  # The driver's plain mean of batch means weighs every real image 1 / 12.
+  np.testing.assert_allclose(np.mean([b["weight"].mean() for b in batches]), 1)
+  again = smnist.eval_batches(_smoke(), 2)
+  config.seed = 5
+  other_seed = smnist.eval_batches(config, 1)
+  for a, b, c in zip(batches, again, other_seed, strict=True):
+    np.testing.assert_array_equal(a["x"], b["x"])
+    np.testing.assert_array_equal(a["x"], c["x"])
+  # eval_size 0 is the whole test set in order.
+  whole = smnist.eval_batches(_smoke(eval_size=0), 1)
+  images, labels = mnist_data.synthetic("test")
+  assert len(whole) == 64 and all(b["weight"].min() == 1 for b in whole)
+  np.testing.assert_array_equal(
+    np.concatenate([b["label"] for b in whole]), labels
+  )
+
+
+def test_weighted_metrics_equal_the_plain_mean_over_real_images():
+  config = _smoke()
+  config.model.init_state_std = 0.0  # No per-position noise to compare.
+  params = smnist.init_params(config, jax.random.key(0))
+
+  @jax.jit
+  def metrics_and_logits(batch):
+    key = jax.random.key(1)
+    _, metrics = smnist.loss_fn(config, params, batch, key, training=False)
+    return metrics, smnist.logits_fn(config, params, batch, key, training=False)
+
+  metrics, logits = zip(
+    *(metrics_and_logits(b) for b in smnist.eval_batches(config, 1)),
+    strict=True,
+  )
+  # The 12 real images and their logits, without the padding.
+  _, labels = mnist_data.synthetic("test")
+  idx = np.asarray(jax.random.permutation(jax.random.key(0), 512))[:12]
+  logits = np.concatenate(logits)[:12]
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels[idx])
+  np.testing.assert_allclose(
+    np.mean([m["loss"] for m in metrics]), ce.mean(), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    np.mean([m["accuracy"] for m in metrics]),
+    np.mean(np.argmax(logits, -1) == labels[idx]),
+    rtol=1e-6,
+  )
+
+
+def test_initialisation_is_the_tensorflow_custom_cells():
+  config = smnist_config.get_config("paper")
+  h = config.model.hidden
+  params = jax.device_get(smnist.init_params(config, jax.random.key(0)))
+  rnn = params["rnn"]
+  limit = math.sqrt(6 / (1 + 5 * h))  # Glorot over the fused [1 + H, 4H].
+  kernel = np.concatenate([rnn["w_x"], rnn["w_h"]])
+  assert kernel.shape == (1 + h, 4 * h) and np.abs(kernel).max() <= limit
+  np.testing.assert_allclose(kernel.std(), limit / math.sqrt(3), rtol=0.05)
+  np.testing.assert_array_equal(rnn["b"], 0)  # No forget or input bias.
+  for name in ("p_i", "p_f", "p_o"):
+    assert np.abs(rnn[name]).max() <= math.sqrt(3 / h)
+  assert 1 <= rnn["tau"].min() and rnn["tau"].max() <= math.exp(6)
+  assert np.all((0 <= rnn["shift"]) & (rnn["shift"] < rnn["tau"]))
+  np.testing.assert_allclose(rnn["r_on"], 0.05)
+  assert params["head"]["w"].shape == (h, 10)
+
+  config.model.name = "lstm"
+  rnn = smnist.init_params(config, jax.random.key(0))["rnn"]
+  assert set(rnn) == {"w_x", "w_h", "b"}
+  b = np.asarray(rnn["b"]).reshape(4, h)  # Gates i, g... as i, f, g, o.
+  np.testing.assert_array_equal(b, [[0] * h, [1] * h, [0] * h, [0] * h])
+
+
+def test_initial_state_is_random_and_drawn_from_the_rng():
+  """Also pins data, init and model together (a golden loss)."""
+  config = _smoke()
+  params = smnist.init_params(config, jax.random.key(0))
+  batch = smnist.train_batch(config, 0)
+
+  def loss_of(config):
+    return jax.jit(
+      lambda seed: smnist.loss_fn(
+        config, params, batch, jax.random.key(seed), training=True
+      )[0]
+    )
+
+  loss = loss_of(config)
+  np.testing.assert_allclose(loss(1), GOLDEN_LOSS, rtol=1e-5)
+  assert loss(1) == loss(1) and loss(1) != loss(2)
+  config.model.init_state_std = 0.0
+  loss = loss_of(config)
+  assert loss(1) == loss(2)
+
+
+GOLDEN_LOSS = 2.3049052
+
+
+def test_gradients_reach_the_first_pixels_through_the_time_gate_only():
+  """Every param gets a finite nonzero gradient, and the first row of
+  pixels (steps 0..27 of 784) moves the loss of the Phased LSTM; the LSTM's
+  gradient there vanishes (at this init), the paper's point."""
+  first_row = {}
+  for name in ("plstm", "lstm"):
+    config = _smoke()
+    config.model.name = name
+    batch = smnist.train_batch(config, 0)
+    params = smnist.init_params(config, jax.random.key(0))
+
+    def loss(params, x, config=config, batch=batch):
+      batch = {**batch, "x": x}
+      key = jax.random.key(1)
+      return smnist.loss_fn(config, params, batch, key, training=True)[0]
+
+    grads, dx = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, batch["x"])
+    for path, g in jax.tree.leaves_with_path(grads):
+      assert np.all(np.isfinite(g)) and np.any(g != 0), (name, path)
+    first_row[name] = np.abs(dx[:, :28]).max()
+  assert first_row["plstm"] > 1e-7
+  assert first_row["lstm"] < 1e-20
+
+
+def test_bad_config_values_are_reported():
+  key = jax.random.key(0)
+  for field, value, where in (
+    ("name", "gru", "config.model.name"),
+    ("init_state_std", -0.1, "config.model.init_state_std"),
+  ):
+    config = _smoke()
+    config.model[field] = value
+    with pytest.raises(ValueError, match=where):
+      smnist.init_params(config, key)
+  config = _smoke(eval_size=-1)
+  with pytest.raises(ValueError, match="config.data.eval_size"):
+    smnist.init_params(config, key)
+  with pytest.raises(ValueError, match=r"config.data.eval_size \(600\)"):
+    smnist.eval_batches(_smoke(eval_size=600), 1)
+  with pytest.raises(ValueError, match=r"config.data.batch_size \(600\)"):
+    smnist.train_batch(_smoke(batch_size=600), 0)
+
+
+def test_paper_config_is_the_original_and_small_differs_only_in_size():
+  paper = smnist_config.get_config("paper")
+  assert paper.model.hidden == 32 and paper.data.batch_size == 256
+  assert paper.steps_per_epoch * paper.num_epochs == 2000
+  assert paper.optimizer.learning_rate == 1e-3
+  assert paper.optimizer.clip_norm == 0
+  assert paper.data.dir == "../shared/data/mnist" and not paper.data.synthetic
+  assert paper.data.eval_size == 0  # all 10,000 test images
+  assert paper.target_accuracy == 0.85
+  small = smnist_config.get_config().to_dict()
+  differ = {
+    (group, key)
+    for group, values in paper.to_dict().items()
+    if isinstance(values, dict)
+    for key, value in values.items()
+    if small[group][key] != value
+  }
+  assert differ == {("data", "batch_size"), ("data", "eval_size")}
+  with pytest.raises(ValueError, match="unknown variant 'default'"):
+    smnist_config.get_config("default")
+
+
+def test_device_sharded_batches_give_the_same_loss():
+  """Under the driver's explicit sharding the random state follows the
+  batch over the 2 test devices; the loss is that of one device."""
+  config = _smoke()
+  params = smnist.init_params(config, jax.random.key(0))
+  batch = smnist.train_batch(config, 0)
+  mesh = jax.make_mesh((2,), ("data",))
+  sharded = jax.device_put(batch, jax.NamedSharding(mesh, jax.P("data")))
+  loss = jax.jit(
+    lambda p, b: smnist.loss_fn(config, p, b, jax.random.key(1), training=True)
+  )
+  np.testing.assert_allclose(
+    loss(params, sharded)[0], loss(params, batch)[0], rtol=1e-6
+  )
