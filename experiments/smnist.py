@@ -189,14 +189,8 @@ def init_params(config, key: jax.Array) -> dict:
 def logits_fn(config, params: dict, batch: dict, rng: jax.Array, *, training):
   """Class scores [B, 10] from the last step's h."""
   cell = make_cell(config)
-  # Drawn split over devices as the batch is: under the driver's explicit
-  # mesh (and vmap over seeds) the scan rejects a replicated initial carry
-  # whose update is split.
-  sharding = jax.typeof(batch["label"]).sharding
   normal = functools.partial(
-    jax.random.normal,
-    shape=(batch["x"].shape[0], config.model.hidden),
-    out_sharding=jax.NamedSharding(sharding.mesh, jax.P(*sharding.spec, None)),
+    jax.random.normal, shape=(batch["x"].shape[0], config.model.hidden)
   )
   k_c, k_h = jax.random.split(rng)
   std = config.model.init_state_std

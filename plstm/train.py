@@ -74,6 +74,17 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return tx
 
 
+def data_mesh() -> jax.sharding.Mesh:
+  """All devices on one 'data' axis: the driver splits batches [S, B, ...]
+  along B and replicates the train state. Its axis type is Auto, so
+  experiment code needs no sharding annotations (the compiler propagates
+  the batch's split); jax's default Explicit type would make it spell them
+  out, e.g. for a random initial carry or an embedding lookup."""
+  return jax.make_mesh(
+    (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+  )
+
+
 def _prepare_workdir(workdir: str | os.PathLike) -> Path:
   path = Path(workdir).absolute()
   try:
@@ -210,9 +221,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   seed_configs = _seed_configs(config)
   seeds = jnp.array([c.seed for c in seed_configs])
 
-  # Data parallel over every device: batches [S, B, ...] split along B, the
-  # train state replicated.
-  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  mesh = data_mesh()
   replicated = jax.NamedSharding(mesh, jax.P())
   data_sharding = jax.NamedSharding(mesh, jax.P(None, "data"))
   if config.data.batch_size % jax.device_count():

@@ -9,6 +9,7 @@ import pytest
 
 from configs import smnist as smnist_config
 from experiments import mnist_data, smnist
+from plstm import train
 
 
 def _smoke(**data):
@@ -224,12 +225,12 @@ def test_paper_config_is_the_original_and_small_differs_only_in_size():
 
 
 def test_device_sharded_batches_give_the_same_loss():
-  """Under the driver's explicit sharding the random state follows the
-  batch over the 2 test devices; the loss is that of one device."""
+  """Batches split over the 2 test devices by the driver's mesh give the
+  loss of one device (the random initial state included)."""
   config = _smoke()
   params = smnist.init_params(config, jax.random.key(0))
   batch = smnist.train_batch(config, 0)
-  mesh = jax.make_mesh((2,), ("data",))
+  mesh = train.data_mesh()
   sharded = jax.device_put(batch, jax.NamedSharding(mesh, jax.P("data")))
   loss = jax.jit(
     lambda p, b: smnist.loss_fn(config, p, b, jax.random.key(1), training=True)
