@@ -32,7 +32,6 @@ Notes:
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -63,17 +62,15 @@ def sample(key: jax.Array, batch_size: int, seq_len: int) -> dict:
 
 def train_batch(config, step: int) -> dict:
   """The training batch of `step`, a pure function of (seed, step)."""
-  key = jax.random.fold_in(jax.random.key(config.seed), step)
+  key = freq_task.train_key(config, step)
   return sample(key, config.data.batch_size, config.data.seq_len)
 
 
 def eval_batches(config, epoch: int) -> list[dict]:
-  """Fresh validation batches for `epoch` (ceil(eval_size / batch) of them)."""
-  key = jax.random.fold_in(jax.random.key(config.seed + 1), epoch)
-  num = math.ceil(config.data.eval_size / config.data.batch_size)
+  """Fresh validation batches for `epoch`."""
   return [
     sample(k, config.data.batch_size, config.data.seq_len)
-    for k in jax.random.split(key, num)
+    for k in freq_task.eval_keys(config, epoch)
   ]
 
 

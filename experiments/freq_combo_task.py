@@ -111,15 +111,13 @@ def sample(key: jax.Array, batch_size: int, two_pi: bool = False) -> dict:
 
 def train_batch(config, step: int) -> dict:
   """The training batch of `step`, a pure function of (seed, step)."""
-  key = jax.random.fold_in(jax.random.key(config.seed), step)
+  key = freq_task.train_key(config, step)
   return sample(key, config.data.batch_size, config.data.two_pi)
 
 
 def eval_batches(config, epoch: int) -> list[dict]:
-  """Fresh validation batches for `epoch` (ceil(eval_size / batch) of them)."""
-  key = jax.random.fold_in(jax.random.key(config.seed + 1), epoch)
-  num = math.ceil(config.data.eval_size / config.data.batch_size)
+  """Fresh validation batches for `epoch`."""
   return [
     sample(k, config.data.batch_size, config.data.two_pi)
-    for k in jax.random.split(key, num)
+    for k in freq_task.eval_keys(config, epoch)
   ]

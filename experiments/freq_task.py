@@ -88,19 +88,32 @@ def sample(key: jax.Array, batch_size: int, condition: str) -> dict:
   }
 
 
+def train_key(config, step: int) -> jax.Array:
+  """The key of training batch `step`: data are a function of (seed, step)."""
+  return jax.random.fold_in(jax.random.key(config.seed), step)
+
+
+def eval_keys(config, epoch: int) -> jax.Array:
+  """Keys of the fresh validation batches of `epoch`, one per batch:
+  ceil(eval_size / batch_size) of them."""
+  key = jax.random.fold_in(jax.random.key(config.seed + 1), epoch)
+  return jax.random.split(
+    key, math.ceil(config.data.eval_size / config.data.batch_size)
+  )
+
+
 def train_batch(config, step: int) -> dict:
   """The training batch of `step`, a pure function of (seed, step)."""
-  key = jax.random.fold_in(jax.random.key(config.seed), step)
-  return sample(key, config.data.batch_size, config.data.condition)
+  return sample(
+    train_key(config, step), config.data.batch_size, config.data.condition
+  )
 
 
 def eval_batches(config, epoch: int) -> list[dict]:
-  """Fresh validation batches for `epoch` (ceil(eval_size / batch) of them)."""
-  key = jax.random.fold_in(jax.random.key(config.seed + 1), epoch)
-  num = math.ceil(config.data.eval_size / config.data.batch_size)
+  """Fresh validation batches for `epoch`."""
   return [
     sample(k, config.data.batch_size, config.data.condition)
-    for k in jax.random.split(key, num)
+    for k in eval_keys(config, epoch)
   ]
 
 
