@@ -135,7 +135,7 @@ class _MetricWriter:
 def _mean(metrics: list[dict]) -> dict[str, float | list[float]]:
   """Averages [S]-valued metrics over the list; with S > 1 adds, for each
   metric m, `m_std` and `m_per_seed` across seeds (`m` is their mean)."""
-  stacked = jax.device_get(jax.tree.map(lambda *m: jnp.stack(m), *metrics))
+  stacked = jax.device_get(_stack(metrics))
   out = {}
   for k, v in stacked.items():
     per_seed = np.mean(v, axis=0)
@@ -231,12 +231,16 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     )
 
   # Every function below acts on one seed and is vmapped over the seed axis.
+  def step_key(seed) -> jax.Array:
+    # Apart from the init key (seed) and the eval data's (seed + 1).
+    return jax.random.key(seed + 2)
+
   def init_one(seed) -> TrainState:
     params = experiment.init_params(config, jax.random.key(seed))
     return TrainState(jnp.int32(0), params, tx.init(params))
 
   def train_one(state: TrainState, batch, seed) -> tuple[TrainState, dict]:
-    rng = jax.random.fold_in(jax.random.key(seed + 2), state.step)
+    rng = jax.random.fold_in(step_key(seed), state.step)
     loss_fn = functools.partial(experiment.loss_fn, config, training=True)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch, rng)
     # optax's Adam bias correction mixes its int32 count with floats, which
@@ -248,8 +252,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     return TrainState(state.step + 1, params, opt_state), metrics
 
   def eval_one(params, batch, seed) -> dict:
-    rng = jax.random.key(seed + 2)
-    _, metrics = experiment.loss_fn(config, params, batch, rng, training=False)
+    _, metrics = experiment.loss_fn(
+      config, params, batch, step_key(seed), training=False
+    )
     return metrics
 
   init_state = jax.jit(
