@@ -14,6 +14,7 @@ Each workdir's `metrics.jsonl` (written by `plstm.train`) is the source.
 """
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -145,6 +146,13 @@ def task1_bars(root: Path) -> Figure:
 
 
 def main(argv):
+  try:
+    draw(argv)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f"figures.py: error: {e}")
+
+
+def draw(argv):
   if len(argv) != 2 or argv[1] not in ("bars", "curves"):
     raise app.UsageError("Usage: figures.py bars|curves --out=FILE.png ...")
   if argv[1] == "bars":
