@@ -7,7 +7,15 @@ The config names an experiment module (`config.experiment`, a dotted module
 path) that provides `init_params(config, key)`, `train_batch(config, step)`,
 `eval_batches(config, epoch)` and `loss_fn(config, params, batch, rng, *,
 training) -> (loss, metrics)`. Every batch and random key is a function of
-(config.seed, step), so a run is resumed exactly from its step alone.
+(config.seed, step), so a run is resumed exactly from its step alone. An
+experiment may also provide `make_optimizer(config)` (replacing the driver's
+Adam, e.g. with a schedule and DEEP R rewiring) and `plot(config, params,
+workdir)`, called at the end with the first seed's params to draw its own
+figures.
+
+`config.early_stop` (optional: `metric`, `window`, `below`) ends training
+once the mean of validation `metric` over the last `window` evaluations is
+below `below`, as the LSNN store-recall tutorial does.
 
 `config.num_seeds` = S > 1 trains the seeds config.seed, ..., config.seed +
 S - 1 together, as one compiled program vmapped over a leading seed axis of
@@ -183,6 +191,15 @@ def _check_finite(
     )
 
 
+def _stop_early(config, history: list[dict]) -> bool:
+  """Whether `config.early_stop`'s criterion holds for the history."""
+  rule = config.get("early_stop")
+  if rule is None or len(history) < rule.window:
+    return False
+  recent = [r[f"val_{rule.metric}"] for r in history[-rule.window :]]
+  return float(np.mean(recent)) < rule.below
+
+
 def _plot(history: list[dict], path: Path, title: str):
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
@@ -214,7 +231,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   """
   workdir = _prepare_workdir(workdir)
   experiment = importlib.import_module(config.experiment)
-  tx = make_optimizer(config)
+  tx = getattr(experiment, "make_optimizer", make_optimizer)(config)
   steps_per_epoch = config.steps_per_epoch
   num_steps = config.num_epochs * steps_per_epoch
 
@@ -317,6 +334,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   reached = next(
     (r["step"] for r in history if r["val_accuracy"] >= target), None
   )
+  stopped = _stop_early(config, history)
   window: list[dict] = []
   t_window = time.perf_counter()
   bar = tqdm.tqdm(
@@ -328,6 +346,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   )
   try:
     for step in range(start + 1, num_steps + 1):
+      if stopped:
+        break
       batch = jax.device_put(
         _stack([experiment.train_batch(c, step - 1) for c in seed_configs]),
         data_sharding,
@@ -383,6 +403,13 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
           f"{record['val_loss']:.4f} "
           f"[{record['wall_time_s']:.0f} s]{note}"
         )
+        if _stop_early(config, history):
+          stopped = checkpoint = True
+          rule = config.early_stop
+          bar.write(
+            f"Stopping early at step {step}: mean val_{rule.metric} over "
+            f"the last {rule.window} evaluations is below {rule.below}."
+          )
 
       if checkpoint:
         save(step)
@@ -400,7 +427,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
 
   results = {
     "experiment": config.experiment,
-    "steps": num_steps,
+    "steps": history[-1]["step"],
+    "stopped_early": stopped,
     "seeds": [c.seed for c in seed_configs],
     "final": history[-1],
     "best_val_accuracy": max(r["val_accuracy"] for r in history),
@@ -415,6 +443,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     workdir / "val_accuracy.png",
     f"{config.experiment} ({config.model.name})",
   )
+  if hasattr(experiment, "plot"):
+    experiment.plot(config, jax.tree.map(lambda a: a[0], state.params), workdir)
   return results
 
 

@@ -273,3 +273,27 @@ def test_bad_num_seeds(tmp_path):
   config.num_seeds = 0
   with pytest.raises(ValueError, match="config.num_seeds must be >= 1"):
     train.train_and_evaluate(config, tmp_path)
+
+
+def test_early_stop_ends_the_run_and_stays_ended(tmp_path):
+  config = freq_config.get_config("smoke")
+  config.steps_per_epoch = 1
+  config.num_epochs = 5
+  with config.unlocked():
+    config.early_stop = {"metric": "loss", "window": 2, "below": 1e9}
+  results = train.train_and_evaluate(config, tmp_path)
+  assert results["stopped_early"] and results["steps"] == 2
+  assert _final_state(tmp_path)[0] == 2
+  # A rerun in the same workdir resumes at the stop and trains no further.
+  again = train.train_and_evaluate(config, tmp_path)
+  assert again["steps"] == 2 and again["stopped_early"]
+
+
+def test_early_stop_needs_its_window_below_the_bound(tmp_path):
+  config = freq_config.get_config("smoke")
+  config.steps_per_epoch = 1
+  config.num_epochs = 3
+  with config.unlocked():
+    config.early_stop = {"metric": "loss", "window": 2, "below": 0.0}
+  results = train.train_and_evaluate(config, tmp_path)
+  assert not results["stopped_early"] and results["steps"] == 3
