@@ -11,17 +11,23 @@ Notation, used in every docstring: B batch (any leading shape for a single
 step), T time, I input features, H hidden units.
 """
 
-from plstm import nn
+from plstm import dropout, losses, nn, optimizers
 from plstm.lstm import LSTM, LSTMState
 from plstm.phased_lstm import PhasedLSTM, time_gate
 from plstm.recurrent import init_stack, scan
+from plstm.rnn import RNN, GatedInput
 
 __all__ = [
   "LSTM",
+  "RNN",
+  "GatedInput",
   "LSTMState",
   "PhasedLSTM",
+  "dropout",
   "init_stack",
+  "losses",
   "nn",
+  "optimizers",
   "scan",
   "time_gate",
 ]

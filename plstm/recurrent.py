@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from plstm.dropout import variational_dropout
 from plstm.phased_lstm import PhasedLSTM
 
 Array = jax.Array
@@ -66,6 +67,10 @@ def scan(
   carry=None,
   training: bool = False,
   unroll: int = 1,
+  residual: bool = False,
+  skip: bool = False,
+  dropout: float | Sequence[float] = 0.0,
+  key: Array | None = None,
 ) -> tuple[Any, Any]:
   """Runs `cell` over batch-major inputs with `jax.lax.scan`.
 
@@ -85,11 +90,29 @@ def scan(
     carry: initial carry (one per layer for a stack); zeros by default.
     training: passed to every step (the Phased LSTM leak is on only then).
     unroll: steps per loop iteration of `jax.lax.scan`.
+    residual: stacks only: a layer whose input width equals its H adds its
+      input to its output, h^l_t + x^l_t (a residual connection; the first
+      layer usually differs in width and then has none). Padded steps stay
+      zero.
+    skip: stacks only: the outputs are every layer's outputs concatenated,
+      [B, T, H_1 + ... + H_L], for a readout that sees all layers (the skip
+      connections to the output of Graves 2013 and Pascanu et al. 2014).
+    dropout: stacks only: the rate of variational dropout on each layer's
+      input sequence (one rate for all layers, or one per layer). The mask
+      [B, F] is drawn once per sequence and kept at every step, with
+      1 / (1 - rate) scaling, and only when `training` (theano_lstm's
+      per-layer masks; `plstm.dropout.variational_dropout`).
+    key: the PRNG key for dropout; needed when training with a rate > 0.
 
   Returns:
     (final carry, outputs [B, T, H]), with a tuple of carries for a stack.
   """
   if not isinstance(cell, Sequence):
+    if residual or skip or dropout:
+      raise ValueError(
+        "scan: residual, skip and dropout apply to a stack of cells; pass "
+        "a list of cells."
+      )
     return _scan_layer(cell, params, inputs, mask, carry, training, unroll)
   if len(params) != len(cell):
     raise ValueError(
@@ -97,17 +120,30 @@ def scan(
       f"{len(params)}."
     )
   carries = [None] * len(cell) if carry is None else carry
+  rates = [dropout] * len(cell) if isinstance(dropout, int | float) else dropout
+  if len(rates) != len(cell):
+    raise ValueError(
+      f"scan: dropout needs one rate per layer ({len(cell)}), got {len(rates)}."
+    )
+  keys = [None] * len(cell) if key is None else jax.random.split(key, len(cell))
   timed = any(isinstance(c, PhasedLSTM) for c in cell)
   x, t = inputs if timed else (inputs, None)
-  finals = []
-  for layer, layer_params, layer_carry in zip(
-    cell, params, carries, strict=True
+  finals, layer_outputs = [], []
+  for layer, layer_params, layer_carry, rate, layer_key in zip(
+    cell, params, carries, rates, keys, strict=True
   ):
-    layer_inputs = (x, t) if isinstance(layer, PhasedLSTM) else x
-    layer_carry, x = _scan_layer(
+    x_in = variational_dropout(layer_key, x, rate, training=training)
+    layer_inputs = (x_in, t) if isinstance(layer, PhasedLSTM) else x_in
+    layer_carry, h = _scan_layer(
       layer, layer_params, layer_inputs, mask, layer_carry, training, unroll
     )
+    if residual and x.shape[-1] == h.shape[-1]:
+      h = h + (x if mask is None else x * mask[..., None].astype(x.dtype))
+    x = h
     finals.append(layer_carry)
+    layer_outputs.append(h)
+  if skip:
+    x = jnp.concatenate(layer_outputs, axis=-1)
   return tuple(finals), x
 
 

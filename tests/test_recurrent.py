@@ -394,3 +394,52 @@ def test_scan_with_float64_timestamps_under_x64():
     t64 = jnp.asarray(t, jnp.float64) + 1e6
     _, y = plstm.scan(cell, params, (x, t64))
   assert y.dtype == jnp.float32
+
+
+def _two_lstms():
+  cells = (plstm.LSTM(I), plstm.LSTM(H_LSTM))
+  params = (_f32(_lstm_params(I, I, 20)), _f32(_lstm_params(I, H_LSTM, 21)))
+  x = jnp.asarray(np.random.default_rng(22).normal(size=(B, T, I)), jnp.float32)
+  return cells, params, x
+
+
+def test_residual_adds_the_input_where_widths_match():
+  cells, params, x = _two_lstms()
+  _, h1 = plstm.scan(cells[0], params[0], x)
+  _, h2 = plstm.scan(cells[1], params[1], h1 + x)
+  _, out = plstm.scan(cells, params, x, residual=True)
+  # Layer 1 (I -> I) gets its input added; layer 2 (I -> H) has none.
+  np.testing.assert_allclose(out, h2, rtol=1e-6, atol=1e-6)
+
+
+def test_skip_concatenates_every_layer():
+  cells, params, x = _two_lstms()
+  _, h1 = plstm.scan(cells[0], params[0], x)
+  _, h2 = plstm.scan(cells[1], params[1], h1)
+  _, out = plstm.scan(cells, params, x, skip=True)
+  assert out.shape == (B, T, I + H_LSTM)
+  np.testing.assert_allclose(out, jnp.concatenate([h1, h2], -1), atol=1e-6)
+
+
+def test_stack_dropout_is_one_mask_per_layer_over_time():
+  cells, params, x = _two_lstms()
+  key = jax.random.key(3)
+  _, out = plstm.scan(cells, params, x, dropout=0.5, key=key, training=True)
+  k1, k2 = jax.random.split(key)
+  x1 = plstm.dropout.variational_dropout(k1, x, 0.5, training=True)
+  _, h1 = plstm.scan(cells[0], params[0], x1)
+  h1 = plstm.dropout.variational_dropout(k2, h1, 0.5, training=True)
+  _, h2 = plstm.scan(cells[1], params[1], h1)
+  np.testing.assert_allclose(out, h2, rtol=1e-6, atol=1e-6)
+  assert not np.allclose(out, plstm.scan(cells, params, x)[1])
+  # Off in evaluation.
+  _, evaluated = plstm.scan(cells, params, x, dropout=(0.5, 0.2), key=key)
+  np.testing.assert_array_equal(evaluated, plstm.scan(cells, params, x)[1])
+
+
+def test_stack_options_on_a_single_cell_are_an_error():
+  cells, params, x = _two_lstms()
+  with pytest.raises(ValueError, match="apply to a stack"):
+    plstm.scan(cells[0], params[0], x, residual=True)
+  with pytest.raises(ValueError, match="one rate per layer"):
+    plstm.scan(cells, params, x, dropout=(0.1,))
