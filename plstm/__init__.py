@@ -12,22 +12,45 @@ step), T time, I input features, H hidden units.
 """
 
 from plstm import dropout, losses, nn, optimizers
+from plstm.deep_r import DeepRState, deep_r
+from plstm.lsnn import (
+  ALIF,
+  LIF,
+  LSNNOutput,
+  LSNNState,
+  exp_convolve,
+  firing_rate_loss,
+  neuron_signs,
+  spike_function,
+  weight_sampler,
+)
 from plstm.lstm import LSTM, LSTMState
 from plstm.phased_lstm import PhasedLSTM, time_gate
 from plstm.recurrent import init_stack, scan
 from plstm.rnn import RNN, GatedInput
 
 __all__ = [
+  "ALIF",
+  "DeepRState",
+  "LIF",
+  "LSNNOutput",
+  "LSNNState",
   "LSTM",
   "RNN",
   "GatedInput",
   "LSTMState",
   "PhasedLSTM",
+  "deep_r",
   "dropout",
+  "exp_convolve",
+  "firing_rate_loss",
   "init_stack",
   "losses",
+  "neuron_signs",
   "nn",
   "optimizers",
   "scan",
+  "spike_function",
   "time_gate",
+  "weight_sampler",
 ]

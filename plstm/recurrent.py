@@ -49,7 +49,9 @@ def _scan_layer(cell, params, inputs, mask, carry, training, unroll):
     new_carry, y = cell.recur(params, carry, z, training=training)
     if m is None:
       return new_carry, y
-    return _where(m, new_carry, carry), _where(m, y, jnp.zeros_like(y))
+    return _where(m, new_carry, carry), _where(
+      m, y, jax.tree.map(jnp.zeros_like, y)
+    )
 
   mask_tm = None if mask is None else jnp.swapaxes(mask, 0, 1)
   carry, outputs = jax.lax.scan(

@@ -1,0 +1,442 @@
+"""The LSNN's spiking cells (LIF, ALIF), their spike function and helpers.
+
+Bellec, Salaj, Subramoney, Legenstein & Maass, "Long short-term memory and
+learning-to-learn in networks of spiking neurons", NeurIPS 2018; the step is
+that of the official TF1 code, `lsnn/spiking_models.py`. This module also owns
+the original's sparse signed initialisation (`weight_sampler`, from
+`lsnn/toolbox/rewiring_tools.py`), the neuron signs, the readout's
+exponential filter and the firing-rate regulariser of the tutorials.
+
+Shapes: B is any leading batch shape, T time, I inputs, R recurrent neurons,
+D = n_delay synaptic delay slots.
+"""
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from plstm.lstm import Array, Params, batch_shape
+
+PerNeuron = float | Sequence[float]
+
+
+class LSNNState(NamedTuple):
+  """The carry of a LIF/ALIF layer, all float32.
+
+  z: [B, R] spikes of the previous step, already divided by dt.
+  v: [B, R] membrane voltages.
+  b: [B, R] threshold adaptation.
+  i_future: [B, R, D] input currents due at the next D steps; slot 0 is
+    consumed by the step that receives this carry.
+  z_buffer: [B, R, n_refractory] the last spikes, oldest first.
+  """
+
+  z: Array
+  v: Array
+  b: Array
+  i_future: Array
+  z_buffer: Array
+
+
+class LSNNOutput(NamedTuple):
+  """What a LIF/ALIF step emits, each [B, R]: spikes z_t (divided by dt),
+  voltages v_t and adaptive thresholds A_t."""
+
+  z: Array
+  v: Array
+  thr: Array
+
+
+@jax.custom_jvp
+def spike_function(v_scaled: Array, dampening_factor: float | Array) -> Array:
+  r"""Heaviside spikes with the LSNN's triangular pseudo-derivative.
+
+  .. math::
+    z = H(v_{scaled}) = [v_{scaled} > 0], \qquad
+    \frac{dz}{dv_{scaled}} := \gamma \max(0, 1 - |v_{scaled}|)
+
+  with gamma the `dampening_factor` (0.3 in the paper). Returns z in the dtype
+  of `v_scaled`. No gradient flows into `dampening_factor`, as in the
+  original's `SpikeFunction`.
+  """
+  return (v_scaled > 0).astype(v_scaled.dtype)
+
+
+@spike_function.defjvp
+def _spike_function_jvp(primals, tangents):
+  v_scaled, dampening_factor = primals
+  v_dot, _ = tangents
+  pseudo = dampening_factor * jnp.maximum(0.0, 1.0 - jnp.abs(v_scaled))
+  return spike_function(v_scaled, dampening_factor), pseudo * v_dot
+
+
+def _per_neuron(name: str, value: PerNeuron, n_rec: int) -> float | tuple:
+  """A float, or a tuple of n_rec floats (hashable, for jit's static args)."""
+  if np.ndim(value) == 0:
+    return float(value)
+  if np.ndim(value) != 1 or len(value) != n_rec:
+    raise ValueError(
+      f"{name} must be a number or {n_rec} values (one per neuron), got shape "
+      f"{np.shape(value)}."
+    )
+  return tuple(float(x) for x in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ALIF:
+  r"""A layer of adaptive leaky integrate-and-fire neurons (the LSNN's ALIF).
+
+  The original's `ALIF.__call__` and `LIF_dynamic`. One step, with z, v, b
+  the previous step's values and W^d[i, j] = w[i, j]
+  where the synapse's delay d[i, j] equals d, else 0:
+
+  .. math::
+    I_{buf} &= I_{future} + x_t W_{in}^{0..D-1} + z W_{rec}^{0..D-1}
+      \quad [B, R, D] \\
+    b_t &= \rho b + (1 - \rho) z, \quad \rho = e^{-dt/\tau_a} \\
+    A_t &= thr + \beta b_t \\
+    v_t &= \alpha v + (1 - \alpha) I_{buf}[..., 0] - z A_t dt,
+      \quad \alpha = e^{-dt/\tau} \\
+    z_t &= H\left(\frac{v - A_t}{A_t}\right) / dt
+
+  z_t is forced to 0 while any of the last n_refractory spikes is nonzero.
+  The new carry is (z_t, v_t, b_t, I_buf shifted one slot towards 0 with a
+  zero slot appended, z_buffer shifted with z_t appended). H is
+  `spike_function`, so dz/dv = gamma max(0, 1 - |v - A|/A)/A, and the
+  gradient also flows into A_t.
+
+  The spike z_t is decided by the previous voltage v against the current
+  threshold A_t, and its reset (-z A dt) lands one step later, as in the
+  original: without refractoriness a neuron may fire on consecutive steps. An
+  input with delay d enters v at step t + d; a recurrent spike with delay d,
+  fed back one step later as the carry's z, enters at t + 1 + d.
+
+  Params: `w_in` [I, R], `w_rec` [R, R]; the diagonal of `w_rec` is ignored
+  (no self-connections). The delays are not params: `delays(I)` draws them
+  from `delay_seed` as constants of the graph. Carry: `LSNNState`. Inputs:
+  x [B, I]. Outputs: `LSNNOutput(z, v, thr)`, thr being A_t.
+
+  tau, thr, tau_a and beta are numbers or sequences of R values (one per
+  neuron); beta = 0 makes a neuron a LIF neuron (the sMNIST network has
+  beta = [0] * 120 + [1.8] * 100).
+
+  Cost: each step multiplies x and z by the delay-expanded weights
+  [I, R * D] and [R, R * D], D times a plain matrix product, as the original's
+  einsums. The expanded weights depend on the params only, so under
+  `plstm.scan` XLA builds them once, outside the loop.
+
+  Notes:
+    The original's voltage unit V0 = 1 and its injected noise current 0 (its
+    defaults, those of every tutorial) are not options here. Its delays come
+    from NumPy's global RNG; here from `delay_seed`. The decays alpha and rho
+    are computed in float64 and rounded to float32 (the original computes
+    alpha in float32: a difference of at most one ulp).
+  """
+
+  n_rec: int
+  tau: PerNeuron = 20.0
+  thr: PerNeuron = 0.01
+  dt: float = 1.0
+  n_refractory: int = 0
+  n_delay: int = 1
+  tau_a: PerNeuron = 200.0
+  beta: PerNeuron = 1.6
+  dampening_factor: float = 0.3
+  delay_seed: int = 0
+
+  def __post_init__(self):
+    name = type(self).__name__
+    if self.n_rec <= 0:
+      raise ValueError(f"{name}: n_rec must be positive, got {self.n_rec}.")
+    if self.n_delay < 1:
+      raise ValueError(f"{name}: n_delay must be >= 1, got {self.n_delay}.")
+    if self.n_refractory < 0:
+      raise ValueError(
+        f"{name}: n_refractory must be >= 0, got {self.n_refractory}."
+      )
+    if self.dt <= 0:
+      raise ValueError(f"{name}: dt must be positive, got {self.dt}.")
+    for field in ("tau", "thr", "tau_a", "beta"):
+      value = _per_neuron(f"{name}.{field}", getattr(self, field), self.n_rec)
+      object.__setattr__(self, field, value)
+    for field in ("tau", "thr", "tau_a"):
+      if np.any(np.asarray(getattr(self, field)) <= 0):
+        raise ValueError(
+          f"{name}: {field} must be positive, got {getattr(self, field)}."
+        )
+
+  @property
+  def hidden_size(self) -> int:
+    return self.n_rec
+
+  def _constant(self, value) -> np.ndarray:
+    """A per-neuron float32 [R] constant."""
+    return np.broadcast_to(np.asarray(value, np.float32), (self.n_rec,))
+
+  def init(self, key: Array, input_size: int) -> Params:
+    """The original's dense init: w_in ~ N(0, 1/I), w_rec ~ N(0, 1/R)."""
+    k_in, k_rec = jax.random.split(key)
+    r = self.n_rec
+    return {
+      "w_in": jax.random.normal(k_in, (input_size, r), jnp.float32)
+      / math.sqrt(input_size),
+      "w_rec": jax.random.normal(k_rec, (r, r), jnp.float32) / math.sqrt(r),
+    }
+
+  def delays(self, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed synaptic delays (d_in [I, R], d_rec [R, R]) in {0..D-1}.
+
+    Uniform draws, as the original's non-trainable `rd.randint(n_delay)`,
+    from two streams of `delay_seed`, so d_rec does not depend on I.
+    """
+    streams = np.random.SeedSequence(self.delay_seed).spawn(2)
+    rng_in, rng_rec = (np.random.default_rng(s) for s in streams)
+    r = self.n_rec
+    return (
+      rng_in.integers(self.n_delay, size=(input_size, r)),
+      rng_rec.integers(self.n_delay, size=(r, r)),
+    )
+
+  def initial_carry(self, batch_size: int | tuple[int, ...]) -> LSNNState:
+    """Float32 zeros, as the original's `zero_state`."""
+    shape = (*batch_shape(batch_size), self.n_rec)
+    zeros = jnp.zeros(shape, jnp.float32)
+    return LSNNState(
+      z=zeros,
+      v=zeros,
+      b=zeros,
+      i_future=jnp.zeros((*shape, self.n_delay), jnp.float32),
+      z_buffer=jnp.zeros((*shape, self.n_refractory), jnp.float32),
+    )
+
+  def project(self, params: Params, x: Array) -> Array:
+    """x as float32: the input weights are applied inside the step.
+
+    An input reaches D future slots, so projecting a whole sequence ahead
+    would hold [B, T, R, D] currents; the step adds x_t's share to the
+    carry's [B, R, D] buffer instead, as the original does.
+    """
+    del params
+    return x.astype(jnp.float32)
+
+  def _delayed(self, w: Array, d: np.ndarray) -> Array:
+    """w [K, R] with a delay axis: [K, R, D], w[k, j] in slot d[k, j]."""
+    return jnp.where(d[..., None] == np.arange(self.n_delay), w[..., None], 0.0)
+
+  def recur(
+    self,
+    params: Params,
+    carry: LSNNState,
+    x: Array,
+    *,
+    training: bool = False,
+  ) -> tuple[LSNNState, LSNNOutput]:
+    """One step from x [B, I] (already `project`ed)."""
+    del training  # The cell behaves the same in training and evaluation.
+    z, v, b, i_future, z_buffer = carry
+    d_in, d_rec = self.delays(x.shape[-1])
+    no_autapse = np.eye(self.n_rec, dtype=bool)
+    w_rec = jnp.where(no_autapse, 0.0, params["w_rec"])
+    i_buf = (
+      i_future
+      + jnp.einsum("...i,ijd->...jd", x, self._delayed(params["w_in"], d_in))
+      + jnp.einsum("...i,ijd->...jd", z, self._delayed(w_rec, d_rec))
+    )
+    dt = self.dt
+    alpha = self._constant(np.exp(-dt / np.asarray(self.tau)))
+    rho = self._constant(np.exp(-dt / np.asarray(self.tau_a)))
+    b_new = rho * b + (1 - rho) * z
+    thr = self._constant(self.thr) + b_new * self._constant(self.beta)
+    v_new = alpha * v + (1 - alpha) * i_buf[..., 0] - z * thr * dt
+    z_new = spike_function((v - thr) / thr, self.dampening_factor)
+    if self.n_refractory > 0:
+      refractory = jnp.max(z_buffer, axis=-1) > 0
+      z_new = jnp.where(refractory, 0.0, z_new)
+    z_new = z_new / dt
+    new_carry = LSNNState(
+      z=z_new,
+      v=v_new,
+      b=b_new,
+      i_future=jnp.concatenate(
+        [i_buf[..., 1:], jnp.zeros_like(i_buf[..., :1])], axis=-1
+      ),
+      z_buffer=jnp.concatenate([z_buffer, z_new[..., None]], axis=-1)[..., 1:],
+    )
+    return new_carry, LSNNOutput(z=z_new, v=v_new, thr=thr)
+
+  def step(
+    self,
+    params: Params,
+    carry: LSNNState,
+    x: Array,
+    *,
+    training: bool = False,
+  ) -> tuple[LSNNState, LSNNOutput]:
+    """One time step: (carry, x [B, I]) -> (carry, LSNNOutput)."""
+    return self.recur(params, carry, self.project(params, x), training=training)
+
+
+@dataclasses.dataclass(frozen=True)
+class LIF(ALIF):
+  """A layer of leaky integrate-and-fire neurons: `ALIF` with beta = 0.
+
+  The original's `LIF` (default thr = 0.03). The carry keeps an unused b, and
+  the outputs an A_t that is the constant thr, so that LIF and ALIF layers
+  share `LSNNState` and `LSNNOutput` (the original's LIF emits z only).
+  """
+
+  thr: PerNeuron = 0.03
+  tau_a: PerNeuron = dataclasses.field(default=200.0, init=False)
+  beta: PerNeuron = dataclasses.field(default=0.0, init=False)
+
+
+def neuron_signs(
+  n: int, proportion_excitatory: float, *, shuffle_key: Array | None = None
+) -> Array:
+  """Dale's-law signs [n] in {-1, +1}, float32, as the LSNN tutorials.
+
+  n_exc = int(proportion_excitatory * n) + 1 excitatory neurons (the
+  tutorials' "+ 1"; capped at n, where the original would return n + 1
+  signs), laid out as [-1] * n_inh + [+1] * n_exc, and permuted with
+  `shuffle_key` if given (the sMNIST tutorial shuffles the input signs, not
+  the recurrent ones).
+  """
+  n_exc = min(int(proportion_excitatory * n) + 1, n)
+  signs = jnp.concatenate(
+    [-jnp.ones(n - n_exc, jnp.float32), jnp.ones(n_exc, jnp.float32)]
+  )
+  if shuffle_key is None:
+    return signs
+  return jax.random.permutation(shuffle_key, signs)
+
+
+def _spectral_radius(w: Array) -> Array:
+  """max |eigenvalue| of a square float32 matrix, on the host (jnp.linalg.eig
+  has no GPU kernel)."""
+
+  def radius(w):
+    return np.float32(np.max(np.abs(np.linalg.eigvals(np.float64(w)))))
+
+  return jax.pure_callback(
+    radius,
+    jax.ShapeDtypeStruct((), jnp.float32),
+    w,
+    vmap_method="sequential",
+  )
+
+
+def _random_signed_matrix(key: Array, neuron_sign: Array, n_out: int) -> Array:
+  """The original's `random_sparse_signed_matrix(neuron_sign, n_out=n_out)`.
+
+  Returns theta [n, n_out] >= 0 (the magnitudes; the signs are those of the
+  rows), n = len(neuron_sign):
+    1. theta = |N(0, 1)| [n, n];
+    2. the inhibitory rows are scaled so that total I = total E;
+    3. each column gets |its E - I imbalance| spread evenly over the side that
+       is short (E if I dominates, else I), so every column's signed sum is 0;
+    4. theta is scaled so that max |eigenvalue| of sign * theta is 1;
+    5. columns: the first n_out, or n_out drawn with replacement if n < n_out.
+  Without inhibitory neurons, steps 2 and 3 are skipped (as the original,
+  which warns). The original zeroes a column lacking E or I inputs; with
+  p = 1 this happens only without inhibitory neurons, handled by step 3's skip.
+  """
+  n = neuron_sign.shape[0]
+  k_theta, k_sel = jax.random.split(key)
+  exc = (neuron_sign > 0)[:, None]
+  inh = (neuron_sign < 0)[:, None]
+  n_exc = jnp.sum(exc, dtype=jnp.float32)
+  n_inh = jnp.sum(inh, dtype=jnp.float32)
+  theta = jnp.abs(jax.random.normal(k_theta, (n, n)))
+  total_e = jnp.sum(jnp.where(exc, theta, 0.0))
+  total_i = jnp.sum(jnp.where(inh, theta, 0.0))
+  theta = jnp.where(inh, theta * total_e / jnp.maximum(total_i, 1e-30), theta)
+  column_sum = jnp.sum(jnp.where(exc, theta, -theta), axis=0)
+  per_exc = jnp.where(exc, 1.0 / jnp.maximum(n_exc, 1.0), 0.0)
+  per_inh = jnp.where(inh, 1.0 / jnp.maximum(n_inh, 1.0), 0.0)
+  short_side = jnp.where(column_sum < 0, per_exc, per_inh)
+  balanced = theta + jnp.abs(column_sum) * short_side
+  theta = jnp.where(n_inh > 0, balanced, theta)
+  theta = theta / _spectral_radius(neuron_sign[:, None] * theta)
+  if n < n_out:
+    return theta[:, jax.random.randint(k_sel, (n_out,), 0, n)]
+  return theta[:, :n_out]
+
+
+def weight_sampler(
+  key: Array,
+  n_in: int,
+  n_out: int,
+  p: float,
+  neuron_sign: Array | None = None,
+) -> tuple[Array, Array]:
+  """The original's sparse initialisation for DEEP R (`weight_sampler`).
+
+  A mask of nb = int(n_in n_out p) coordinates, rows and columns drawn
+  independently WITH replacement (so duplicates leave fewer than nb
+  connections, as in the original), on magnitudes theta:
+    * without neuron_sign, theta = |N(0, 1)| / sqrt(n_in) and a random sign
+      per synapse;
+    * with neuron_sign [n_in] of +-1 (presynaptic neurons are rows), theta
+      of `_random_signed_matrix` (balanced E/I columns, spectral radius 1)
+      and the sign of each row's neuron.
+
+  Traceable under jax.jit and jax.vmap (the eigenvalues go through a host
+  callback).
+
+  Returns:
+    (w [n_in, n_out], sign [n_in, n_out]), float32: w = sign * theta * mask
+    and the full +-1 sign matrix, the fixed signs of DEEP R.
+  """
+  k_rows, k_cols, k_theta, k_sign = jax.random.split(key, 4)
+  nb = int(n_in * n_out * p)
+  rows = jax.random.randint(k_rows, (nb,), 0, n_in)
+  cols = jax.random.randint(k_cols, (nb,), 0, n_out)
+  mask = jnp.zeros((n_in, n_out), bool).at[rows, cols].set(True)
+  if neuron_sign is None:
+    theta = jnp.abs(jax.random.normal(k_theta, (n_in, n_out))) / math.sqrt(n_in)
+    sign = jnp.where(
+      jax.random.bernoulli(k_sign, 0.5, (n_in, n_out)), 1.0, -1.0
+    )
+  else:
+    neuron_sign = jnp.asarray(neuron_sign, jnp.float32)
+    if neuron_sign.shape != (n_in,):
+      raise ValueError(
+        f"weight_sampler: neuron_sign must have shape ({n_in},), got "
+        f"{neuron_sign.shape}."
+      )
+    theta = _random_signed_matrix(k_theta, neuron_sign, n_out)
+    sign = jnp.broadcast_to(neuron_sign[:, None], (n_in, n_out))
+  return jnp.where(mask, sign * theta, 0.0), sign
+
+
+def exp_convolve(x: Array, decay: float | Array, axis: int = 1) -> Array:
+  """The readout's low-pass filter a_t = decay a_{t-1} + (1 - decay) x_t.
+
+  From a_{-1} = 0 along `axis` (time, [B, T, R] by default), as the
+  original's `exp_convolve`; `decay` (= exp(-dt / tau_out)) is a number or
+  broadcasts against x. Computed with `jax.lax.associative_scan` over the
+  affine maps a -> decay a + (1 - decay) x_t, in O(log T) depth.
+  """
+  decay = jnp.broadcast_to(jnp.asarray(decay, x.dtype), x.shape)
+
+  def compose(earlier, later):
+    (a1, b1), (a2, b2) = earlier, later
+    return a1 * a2, a2 * b1 + b2
+
+  _, a = jax.lax.associative_scan(compose, (decay, (1 - decay) * x), axis=axis)
+  return a
+
+
+def firing_rate_loss(z: Array, f0: float | Array, dt: float = 1.0) -> Array:
+  """The tutorials' firing-rate regulariser, before its coefficient.
+
+  sum_j (mean_{batch, time} z_j / dt - f0)^2 for spikes z [B, T, R]; f0 is
+  the target rate per step (10 Hz at dt = 1 ms is 0.01), a number or [R].
+  """
+  rate = jnp.mean(z, axis=(0, 1)) / dt
+  return jnp.sum(jnp.square(rate - f0))
