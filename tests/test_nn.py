@@ -11,8 +11,15 @@ import plstm
 from plstm.nn import NNXRNN, LinenCell, LinenRNN, NNXCell
 
 B, T, IN, H = 3, 7, 2, 5
-CELLS = [plstm.LSTM(H, peepholes=True), plstm.PhasedLSTM(H, alpha=0.1)]
-IDS = ["lstm", "plstm"]
+CELLS = [
+  plstm.LSTM(H, peepholes=True),
+  plstm.PhasedLSTM(H, alpha=0.1),
+  plstm.RNN(H),
+  # A low threshold and delays, so that spikes and the buffers take part.
+  plstm.ALIF(H, thr=0.05, beta=1.0, n_delay=3, n_refractory=2),
+  plstm.LIF(H, thr=0.05),
+]
+IDS = ["lstm", "plstm", "rnn", "alif", "lif"]
 
 
 def sequences(cell):

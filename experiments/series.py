@@ -1,0 +1,247 @@
+r"""One-step forecasting of a univariate series with an LSTM and online SGD.
+
+The seed LSTM tutorial notebook (mike.bowles, after tmramalho's gist): a
+window of past values -> LSTM -> Dense(1) -> the next value, squared error,
+plain SGD with lr 0.01 one example at a time (seeds-spec §3.9).
+
+Data: `config.data.csv` (a column `data.column` of a CSV file, loaded with
+NumPy; a non-numeric first row is taken for a header), or, when it is empty,
+a synthetic series of N = `length` values, deterministic from the seed:
+
+  y_t = trend t / N + sum_k A_k sin(2 pi t / P_k + phi_k) + noise e_t,
+  phi_k ~ U(0, 2 pi),  e_t ~ N(0, 1)   (NumPy default_rng([seed, 0])).
+
+The series is standardised with the mean and std of its first
+`train_fraction`, whose targets train; the targets after it validate. An
+example is the window z_{t-W}, ..., z_{t-1} (W = `window`) and the target
+z_t. The LSTM reads the window relative to its last value,
+z_{t-W+i} - z_{t-1}, one value per step, and its last h gives the change:
+
+  z_hat_t = z_{t-1} + w^T h_W + b.
+
+Loss: the MSE (the notebook's ((t - y)^2).mean(axis=0).sum() for one
+output), in standardised units. Baseline: persistence z_hat_t = z_{t-1}
+("persistence_loss"), the zero-output model. "accuracy" is the fraction
+of forecasts within 0.1 (standard deviations of the series) of the
+target ("persistence_accuracy" the same for the baseline).
+
+Batches: `batch_size` windows per step, in time order (`shuffle` False:
+step s takes windows s B, ..., s B + B - 1, modulo their number; with B = 1
+the notebook's online pass) or drawn at random from default_rng([seed, 2,
+step]) (`shuffle` True). Validation: all validation windows in batches of
+`eval_batch_size`; the last incomplete batch is dropped.
+
+Notes:
+  The notebook's stock data (`stockTT.bin`) is not published; its LSTM
+  runs ONE step on all window values as features at once. Here the window
+  is a sequence of W steps of one value (what an LSTM is for), relative to
+  its last value so that a trend does not take the validation values out of
+  the training range, and the prediction is a change. Its weights are
+  N(0, 0.01) and biases 0 (`model.init = "notebook"`, the paper variant);
+  `"flax"` takes plstm.LSTM's defaults (Flax's initialisers, forget bias 1)
+  and a Flax Dense head.
+"""
+
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import plstm
+
+TOLERANCE = 0.1  # standardised units
+INITS = ("flax", "notebook")
+
+
+def synthetic(
+  seed: int,
+  length: int,
+  periods: tuple,
+  amplitudes: tuple,
+  trend: float,
+  noise: float,
+) -> np.ndarray:
+  """The synthetic series [N] float64 of the module docstring."""
+  rng = np.random.default_rng([seed, 0])
+  t = np.arange(length, dtype=np.float64)
+  phases = rng.uniform(0.0, 2 * np.pi, len(periods))
+  y = trend * t / length + noise * rng.standard_normal(length)
+  for p, a, phi in zip(periods, amplitudes, phases, strict=True):
+    y += a * np.sin(2 * np.pi * t / p + phi)
+  return y
+
+
+def load_csv(path: str, column: int) -> np.ndarray:
+  """Column `column` (0-based) of the CSV file at `path`: [N] float64.
+
+  A first row whose field in that column is not a number is skipped as a
+  header.
+  """
+  file = Path(path)
+  if not file.is_file():
+    raise ValueError(
+      f"config.data.csv: no file {path!r}; pass --config.data.csv=PATH to "
+      "a CSV file, or --config.data.csv='' for the synthetic series."
+    )
+  with file.open() as f:
+    first = f.readline().split(",")
+  if not 0 <= column < len(first):
+    raise ValueError(
+      f"config.data.column must be in [0, {len(first)}) for {path!r}, got "
+      f"{column}."
+    )
+  try:
+    float(first[column])
+    header = 0
+  except ValueError:
+    header = 1
+  try:
+    return np.loadtxt(
+      file, delimiter=",", usecols=column, skiprows=header, ndmin=1
+    )
+  except ValueError as e:
+    raise ValueError(
+      f"config.data.csv: column {column} of {path!r} is not all numbers ({e})."
+    ) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _series(csv, column, seed, length, periods, amplitudes, trend, noise):
+  if csv:
+    return load_csv(csv, column)
+  return synthetic(seed, length, periods, amplitudes, trend, noise)
+
+
+def series(config) -> np.ndarray:
+  """The raw series [N] float64 of `config.data`."""
+  d = config.data
+  y = _series(
+    d.csv,
+    d.column,
+    config.seed,
+    d.length,
+    tuple(d.periods),
+    tuple(d.amplitudes),
+    d.trend,
+    d.noise,
+  )
+  num_train = int(d.train_fraction * len(y))
+  if num_train <= d.window or len(y) - num_train < d.eval_batch_size:
+    raise ValueError(
+      f"config.data: a series of {len(y)} values leaves {num_train} for "
+      f"training and {len(y) - num_train} for validation; training needs "
+      f"more than window = {d.window} and validation at least "
+      f"eval_batch_size = {d.eval_batch_size} (change "
+      "config.data.train_fraction, window or eval_batch_size)."
+    )
+  return y
+
+
+def standardised(config) -> tuple[np.ndarray, int]:
+  """(z [N] float32, the number of training values n): the series less the
+  mean of y_0, ..., y_{n-1}, over their std."""
+  y = series(config)
+  n = int(config.data.train_fraction * len(y))
+  z = (y - y[:n].mean()) / y[:n].std()
+  return z.astype(np.float32), n
+
+
+def windows(z: np.ndarray, window: int, targets: np.ndarray) -> dict:
+  """{"window" [B, W], "target" [B]} for the target indices [B]."""
+  rows = targets[:, None] + np.arange(-window, 0)
+  return {"window": z[rows], "target": z[targets]}
+
+
+def train_batch(config, step: int) -> dict:
+  """The windows of `step`, a pure function of (seed, step)."""
+  d = config.data
+  z, n = standardised(config)
+  targets = np.arange(d.window, n)  # the training targets t >= W
+  if d.shuffle:
+    rng = np.random.default_rng([config.seed, 2, step])
+    picked = rng.choice(len(targets), d.batch_size, replace=False)
+  else:
+    picked = (step * d.batch_size + np.arange(d.batch_size)) % len(targets)
+  return windows(z, d.window, targets[picked])
+
+
+def eval_batches(config, epoch: int) -> list[dict]:
+  """Every validation window (targets t >= n), the same each epoch."""
+  del epoch
+  d = config.data
+  z, n = standardised(config)
+  targets = np.arange(n, len(z))
+  count = len(targets) // d.eval_batch_size
+  return [
+    windows(z, d.window, chunk)
+    for chunk in np.split(targets[: count * d.eval_batch_size], count)
+  ]
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """`config.optimizer` (`plstm.optimizers.default_config`) as optax."""
+  return plstm.optimizers.make(config.optimizer)
+
+
+def _cell(config) -> plstm.LSTM:
+  if config.model.init == "notebook":
+    normal = jax.nn.initializers.normal(0.01)
+    return plstm.LSTM(
+      config.model.hidden,
+      forget_bias=0.0,
+      kernel_init=normal,
+      recurrent_kernel_init=normal,
+    )
+  return plstm.LSTM(config.model.hidden)
+
+
+def init_params(config, key: jax.Array) -> dict:
+  """Params {"rnn", "head": {"w" [H, 1], "b" [1]}}."""
+  if config.model.init not in INITS:
+    raise ValueError(
+      f"config.model.init must be one of {INITS}, got {config.model.init!r}."
+    )
+  series(config)  # Reports a missing file or too short a series now.
+  k_rnn, k_head = jax.random.split(key)
+  head_init = (
+    jax.nn.initializers.normal(0.01)
+    if config.model.init == "notebook"
+    else jax.nn.initializers.lecun_normal()
+  )
+  return {
+    "rnn": _cell(config).init(k_rnn, 1),
+    "head": {
+      "w": head_init(k_head, (config.model.hidden, 1), jnp.float32),
+      "b": jnp.zeros((1,), jnp.float32),
+    },
+  }
+
+
+def predict(config, params: dict, window):
+  """z_hat [B] from windows [B, W]."""
+  last = window[:, -1]
+  _, h = plstm.scan(
+    _cell(config), params["rnn"], (window - last[:, None])[..., None]
+  )
+  head = params["head"]
+  return last + (h[:, -1] @ head["w"] + head["b"])[:, 0]
+
+
+def loss_fn(
+  config, params: dict, batch: dict, rng: jax.Array, *, training: bool
+):
+  """The MSE, and the model's and persistence's metrics."""
+  del rng, training  # The model draws no randomness.
+  window, target = batch["window"], batch["target"]
+  error = predict(config, params, window) - target
+  persistence = window[:, -1] - target
+  loss = jnp.mean(error**2)
+  return loss, {
+    "loss": loss,
+    "accuracy": jnp.mean(jnp.abs(error) < TOLERANCE),
+    "persistence_loss": jnp.mean(persistence**2),
+    "persistence_accuracy": jnp.mean(jnp.abs(persistence) < TOLERANCE),
+  }

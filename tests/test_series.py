@@ -1,0 +1,195 @@
+"""Series forecasting with online SGD (experiments/series.py)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import series as series_config
+from experiments import series
+
+
+def test_synthetic_series_by_hand():
+  t = np.arange(100.0)
+  # A pure trend.
+  np.testing.assert_allclose(
+    series.synthetic(0, 100, (), (), 2.0, 0.0), 2.0 * t / 100
+  )
+  # One sine with the seed's phase.
+  phase = np.random.default_rng([3, 0]).uniform(0.0, 2 * np.pi, 1)[0]
+  np.testing.assert_allclose(
+    series.synthetic(3, 100, (25.0,), (0.5,), 0.0, 0.0),
+    0.5 * np.sin(2 * np.pi * t / 25 + phase),
+    atol=1e-12,
+  )
+  # The noise has the asked std and depends on the seed only.
+  a = series.synthetic(0, 5000, (), (), 0.0, 0.3)
+  np.testing.assert_allclose(a.std(), 0.3, rtol=0.05)
+  np.testing.assert_array_equal(a, series.synthetic(0, 5000, (), (), 0.0, 0.3))
+  assert not np.array_equal(a, series.synthetic(1, 5000, (), (), 0.0, 0.3))
+
+
+def test_load_csv_column_with_and_without_header(tmp_path):
+  rows = np.arange(12.0).reshape(4, 3)
+  plain = tmp_path / "plain.csv"
+  np.savetxt(plain, rows, delimiter=",")
+  np.testing.assert_array_equal(series.load_csv(str(plain), 1), rows[:, 1])
+  named = tmp_path / "named.csv"
+  np.savetxt(named, rows, delimiter=",", header="a,b,c", comments="")
+  np.testing.assert_array_equal(series.load_csv(str(named), 2), rows[:, 2])
+  with pytest.raises(
+    ValueError, match=r"config.data.column must be in \[0, 3\)"
+  ):
+    series.load_csv(str(named), 3)
+  bad = tmp_path / "bad.csv"
+  bad.write_text("1,2\n3,x\n")
+  with pytest.raises(ValueError, match="column 1 of .* is not all numbers"):
+    series.load_csv(str(bad), 1)
+
+
+def test_missing_csv_names_the_flag():
+  with pytest.raises(ValueError, match=r"config.data.csv: no file '/nope.csv'"):
+    series.load_csv("/nope.csv", 0)
+
+
+def _csv_config(tmp_path, values):
+  path = tmp_path / "series.csv"
+  np.savetxt(path, np.stack([np.zeros_like(values), values], 1), delimiter=",")
+  config = series_config.get_config("smoke")
+  config.data.csv = str(path)
+  config.data.column = 1
+  return config
+
+
+def test_csv_series_is_standardised_on_its_training_part(tmp_path):
+  values = np.random.default_rng(0).normal(5.0, 3.0, 300)
+  config = _csv_config(tmp_path, values)
+  np.testing.assert_array_equal(series.series(config), values)
+  z, n = series.standardised(config)
+  assert n == 240 and z.dtype == np.float32
+  np.testing.assert_allclose(z[:n].mean(), 0.0, atol=1e-6)
+  np.testing.assert_allclose(z[:n].std(), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(
+    z, (values - values[:n].mean()) / values[:n].std(), rtol=1e-5
+  )
+
+
+def test_windows_and_targets(tmp_path):
+  config = _csv_config(tmp_path, np.arange(300.0) ** 1.5)
+  z, n = series.standardised(config)
+  w = config.data.window
+  batch = series.train_batch(config, 5)
+  assert batch["window"].shape == (config.data.batch_size, w)
+  for window, target in zip(batch["window"], batch["target"], strict=True):
+    (t,) = np.flatnonzero(z == target)
+    assert w <= t < n
+    np.testing.assert_array_equal(window, z[t - w : t])
+  np.testing.assert_array_equal(
+    batch["window"], series.train_batch(config, 5)["window"]
+  )
+  evals = series.eval_batches(config, 0)
+  assert len(evals) == (300 - n) // config.data.eval_batch_size
+  first = np.flatnonzero(z == evals[0]["target"][0])[0]
+  assert first == n
+
+
+def test_in_order_batches_are_the_notebook_pass(tmp_path):
+  config = _csv_config(tmp_path, np.arange(300.0) ** 1.5)
+  config.data.shuffle = False
+  config.data.batch_size = 1
+  z, n = series.standardised(config)
+  w = config.data.window
+  num_windows = n - w
+  for step, t in (
+    (0, w),
+    (1, w + 1),
+    (num_windows - 1, n - 1),
+    (num_windows, w),
+  ):
+    np.testing.assert_array_equal(
+      series.train_batch(config, step)["target"], z[t]
+    )
+
+
+def test_persistence_is_the_zero_head_and_metrics_by_hand():
+  config = series_config.get_config("smoke")
+  params = series.init_params(config, jax.random.key(0))
+  batch = series.train_batch(config, 0)
+  window, target = np.asarray(batch["window"]), np.asarray(batch["target"])
+  persistence = window[:, -1] - target
+  loss, metrics = series.loss_fn(config, params, batch, None, training=True)
+  np.testing.assert_allclose(
+    metrics["persistence_loss"], np.mean(persistence**2), 1e-6
+  )
+  np.testing.assert_allclose(
+    metrics["persistence_accuracy"], np.mean(np.abs(persistence) < 0.1)
+  )
+  error = np.asarray(series.predict(config, params, batch["window"])) - target
+  np.testing.assert_allclose(loss, np.mean(error**2), rtol=1e-6)
+  np.testing.assert_allclose(metrics["accuracy"], np.mean(np.abs(error) < 0.1))
+  assert set(metrics) == {
+    "loss",
+    "accuracy",
+    "persistence_loss",
+    "persistence_accuracy",
+  }
+  params["head"] = jax.tree.map(jnp.zeros_like, params["head"])
+  zero_loss, _ = series.loss_fn(config, params, batch, None, training=True)
+  np.testing.assert_allclose(zero_loss, metrics["persistence_loss"], rtol=1e-6)
+  # A constant shift of the window moves the forecast by the same amount.
+  shifted = series.predict(config, params, batch["window"] + 3.0)
+  np.testing.assert_allclose(shifted, window[:, -1] + 3.0, rtol=1e-6)
+
+
+def test_notebook_init():
+  config = series_config.get_config("paper")
+  params = series.init_params(config, jax.random.key(0))
+  w = np.concatenate(
+    [params["rnn"]["w_x"].ravel(), params["rnn"]["w_h"].ravel()]
+  )
+  np.testing.assert_allclose(w.std(), 0.01, rtol=0.1)
+  np.testing.assert_array_equal(params["rnn"]["b"], 0.0)
+  assert config.data.batch_size == 1 and not config.data.shuffle
+  assert (
+    config.optimizer.name == "sgd" and config.optimizer.learning_rate == 0.01
+  )
+  assert config.optimizer.clip == "none"
+  windows = (
+    int(config.data.train_fraction * config.data.length) - config.data.window
+  )
+  assert config.num_epochs * config.steps_per_epoch == windows
+
+
+def test_too_short_a_series_is_reported(tmp_path):
+  config = _csv_config(tmp_path, np.arange(20.0))
+  with pytest.raises(ValueError, match="config.data: a series of 20 values"):
+    series.init_params(config, jax.random.key(0))
+
+
+def test_cli_reports_a_missing_csv_in_one_line(tmp_path):
+  run = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "plstm.train",
+      "--config=configs/series.py:smoke",
+      "--config.data.csv=/nope.csv",
+      f"--workdir={tmp_path}",
+    ],
+    cwd=Path(__file__).parent.parent,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    timeout=120,
+  )
+  assert run.returncode == 1
+  assert run.stderr.strip().splitlines() == [
+    "plstm.train: error: config.data.csv: no file '/nope.csv'; pass "
+    "--config.data.csv=PATH to a CSV file, or --config.data.csv='' for the "
+    "synthetic series."
+  ]
