@@ -43,6 +43,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "plstm"  # plstm | lstm | bn_lstm
   config.model.hidden = 110
+  config.model.peepholes = True  # both models have them in the paper
   config.model.alpha = 1e-3
   config.model.r_on = 0.05
   config.model.train_r_on = True

@@ -127,6 +127,7 @@ def make_cell(config):
   if m.name == "plstm":
     return plstm.PhasedLSTM(
       m.hidden,
+      peepholes=m.peepholes,
       alpha=m.alpha,
       r_on=m.r_on,
       train_r_on=m.train_r_on,
@@ -137,7 +138,7 @@ def make_cell(config):
   # Lasagne's LSTMLayer as the official baselines set it up.
   return plstm.LSTM(
     m.hidden,
-    peepholes=True,
+    peepholes=m.peepholes,
     forget_bias=0.0,
     input_bias=-0.1,
     kernel_init=normal,

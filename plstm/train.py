@@ -186,8 +186,8 @@ def _check_finite(
     )
     raise FloatingPointError(
       f"non-finite {', '.join(bad)} at step {step}; {kept}. Lower "
-      "--config.optimizer.learning_rate or set "
-      "--config.optimizer.clip_norm."
+      "--config.optimizer.learning_rate or clip the gradients (the "
+      "config's optimizer fields: clip_norm, or clip and clip_value)."
     )
 
 
