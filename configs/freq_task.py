@@ -20,6 +20,10 @@ highres / async).
 
 Smoke (seconds; run by the tests):
   python -m plstm.train --config=configs/freq_task.py:smoke --workdir=/tmp/s
+
+The paper's grid (`get_sweep`: 3 conditions x 3 models), 5 seeds a run:
+  python scripts/sweep.py --config=configs/freq_task.py:paper \
+      --root=/tmp/task1 --run --config.seed=1 --config.num_seeds=5
 """
 
 import math
@@ -80,3 +84,12 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.checkpoint_every = 3
     config.progress_bar = False
   return config
+
+
+def get_sweep() -> list[dict]:
+  """Task 1's grid: every condition with every model (scripts/sweep.py)."""
+  return [
+    {"data.condition": condition, "model.name": model}
+    for condition in ("regular", "highres", "async")
+    for model in ("plstm", "bn_lstm", "lstm")
+  ]

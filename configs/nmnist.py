@@ -70,6 +70,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "plstm"  # plstm | lstm
   config.model.hidden = 64
+  config.model.peepholes = True  # both models have them in the paper
   config.model.embed = 40  # event address (34 x 34 x 2) -> R^40
   config.model.alpha = 1e-3
   config.model.r_on = 0.05

@@ -15,6 +15,11 @@ and departures: `experiments/store_recall.py`, `experiments/lsnn.py`.
 Variants: `paper` is the original's 200 steps at most; `small` (the
 default) allows 400; `smoke` (seconds, run by the tests) a 4-neuron
 network on 3 slots of 20 ms.
+
+`get_sweep` pairs the neuron counts: 20 LIF neurons against the LSNN's
+10 LIF + 10 ALIF (the LSNN paper's point: adaptation holds the stored bit):
+  python scripts/sweep.py --config=configs/store_recall.py --root=/tmp/sr \
+      --run
 """
 
 import ml_collections
@@ -101,3 +106,11 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.checkpoint_every = 2
     config.progress_bar = False
   return config
+
+
+def get_sweep() -> list[dict]:
+  """LIF only against LIF + ALIF, the same 20 neurons (scripts/sweep.py)."""
+  return [
+    {"model.n_regular": n_regular, "model.n_adaptive": n_adaptive}
+    for n_regular, n_adaptive in zip((20, 10), (0, 10), strict=True)
+  ]

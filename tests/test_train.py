@@ -177,17 +177,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
   assert _final_state(tmp_path)[0] == 6
 
 
-def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
-  config = freq_config.get_config("smoke")
-  train.train_and_evaluate(config, tmp_path)
-  for f in (tmp_path / "checkpoints/6/state").rglob("*"):
-    if f.is_file():
-      f.write_bytes(b"garbage")
-  with pytest.raises(ValueError, match=r"checkpoints/6 cannot be restored"):
-    train.train_and_evaluate(config, tmp_path)
-  assert (tmp_path / "checkpoints/6/state").exists()
-
-
 def test_config_errors_are_raised_before_training(tmp_path):
   config = freq_config.get_config("smoke")
   config.model.r_on = 0.0
