@@ -1,0 +1,791 @@
+r"""Training throughput of plstm beside the libraries researchers would use.
+
+  python scripts/bench.py                  # every table (2-core CPU: ~15 min)
+  python scripts/bench.py --only=lstm      # lstm, plstm, snn, sparse, long
+  python scripts/bench.py --quick          # tiny shapes, 1 repeat (CI)
+  python scripts/bench.py --torch_threads=1   # on a machine shared with
+                                              # other jobs (see the flag)
+
+`pip install -e .[bench]` brings the peers torch and snnTorch; without them
+their rows say "not installed".
+
+A step is a full training step: forward, backward and the optimiser's update
+(Adam, lr 1e-3; the LSNN rows use the sMNIST experiment's own Adam and
+DEEP R). JAX steps are compiled first (the compile time is its own column);
+every implementation then takes one warm-up step and `--repeats` timings of
+`--steps` steps each, and the table shows the median. `vs` divides the
+seconds per step of each row by those of its group's first row in the same
+run, so `vs` > 1 means the first row is that much faster.
+
+Groups (B batch, T time, I inputs, H hidden units):
+  lstm: plstm.LSTM through `plstm.fast_lstm.scan` and through plstm.scan,
+    flax.linen.RNN(OptimizedLSTMCell), torch.nn.LSTM, and on a GPU
+    jax.experimental.rnn (cuDNN); loss: MSE of a linear readout of the last h.
+  plstm: plstm.PhasedLSTM (training, leak on) through both loops, against
+    plstm.LSTM at the same shape (the time gate's overhead) and a plain
+    PyTorch Phased LSTM.
+  snn: the sMNIST LSNN (`experiments/smnist_lsnn.py`, 120 LIF + 100 ALIF,
+    n_delay 10, n_refractory 5, B 256, T 840, 80 inputs), with and without
+    DEEP R, without delays and refractoriness, and snnTorch's RLeaky.
+  sparse: evaluation (forward only) of a Phased LSTM at r_on = 0.05, dense
+    (plstm.scan) against `plstm.sparse.scan`, which updates only open units.
+  long: LSTM training at long T, without and with rematerialisation
+    (`plstm.fast_lstm.remat_scan`): seconds per step and XLA's peak memory
+    (its buffer assignment, arguments and outputs included).
+"""
+
+import argparse
+import datetime
+import functools
+import math
+import os
+import platform
+import runpy
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import plstm  # noqa: E402
+from experiments import lsnn_data, smnist_lsnn  # noqa: E402
+from plstm import fast_lstm, sparse  # noqa: E402
+
+GROUPS = ("lstm", "plstm", "snn", "sparse", "long")
+LSTM_SHAPES = ((64, 784, 1, 128), (256, 100, 1, 32), (32, 1000, 2, 110))
+LR = 1e-3
+
+
+class Timing(NamedTuple):
+  """One implementation's result; `step_s` None when it did not run."""
+
+  name: str
+  compile_s: float | None
+  step_s: float | None
+  note: str = ""
+
+
+class Runner(NamedTuple):
+  """What a benchmark times: `step()` runs one training step to the end."""
+
+  compile_s: float | None
+  step: Callable[[], None]
+
+
+def _torch():
+  """torch, or None when it is not installed."""
+  try:
+    import torch
+  except ImportError:
+    return None
+  return torch
+
+
+def _torch_device(torch) -> str:
+  gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
+  return "cuda" if gpu else "cpu"
+
+
+def _time(name: str, make: Callable[[], Runner], args) -> Timing:
+  runner = make()
+  runner.step()  # warm-up
+  per_step = []
+  for _ in range(args.repeats):
+    start = time.perf_counter()
+    for _ in range(args.steps):
+      runner.step()
+    per_step.append((time.perf_counter() - start) / args.steps)
+  return Timing(name, runner.compile_s, statistics.median(per_step))
+
+
+def _skip(name: str, note: str) -> Timing:
+  return Timing(name, None, None, note)
+
+
+def jax_runner(loss: Callable, params, batch, tx) -> Runner:
+  """A compiled training step of `loss(params, batch)` with optimiser `tx`."""
+
+  def train_step(params, opt_state, batch):
+    grads = jax.grad(loss)(params, batch)
+    # optax's Adam mixes its int32 count with floats (see plstm.train).
+    with jax.numpy_dtype_promotion("standard"):
+      updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  state = [params, tx.init(params)]
+  start = time.perf_counter()
+  compiled = (
+    jax.jit(train_step, donate_argnums=(0, 1)).lower(*state, batch).compile()
+  )
+  compile_s = time.perf_counter() - start
+
+  def step():
+    state[:] = compiled(*state, batch)
+    jax.block_until_ready(state)
+
+  return Runner(compile_s, step)
+
+
+def jax_eval_runner(fn: Callable, *args) -> Runner:
+  """A compiled forward pass `fn(*args)`."""
+  start = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  compile_s = time.perf_counter() - start
+  return Runner(compile_s, lambda: jax.block_until_ready(compiled(*args)))
+
+
+def torch_runner(torch, module, loss: Callable) -> Runner:
+  """A training step of `loss()` over `module`'s parameters with Adam."""
+  opt = torch.optim.Adam(module.parameters(), lr=LR)
+  sync = torch.cuda.synchronize if torch.cuda.is_available() else None
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    loss().backward()
+    opt.step()
+    if sync is not None and next(module.parameters()).is_cuda:
+      sync()
+
+  return Runner(None, step)
+
+
+# LSTM -----------------------------------------------------------------------
+
+
+def _regression_batch(b, t, i, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(b, t, i)).astype(np.float32)
+  y = rng.normal(size=(b, 1)).astype(np.float32)
+  return x, y
+
+
+def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
+  return jnp.mean(jnp.square(h[:, -1] @ params["w_out"] - y))
+
+
+def plstm_lstm(shape, run: Callable = plstm.scan) -> Runner:
+  """plstm.LSTM through `run` (plstm.scan or fast_lstm.scan)."""
+  b, t, i, h = shape
+  cell = plstm.LSTM(h)
+  params = {
+    "cell": cell.init(jax.random.key(0), i),
+    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
+  }
+  x, y = _regression_batch(b, t, i)
+
+  def loss(params, batch):
+    x, y = batch
+    _, hs = run(cell, params["cell"], x)
+    return _mse_of_last(hs, params, y)
+
+  return jax_runner(loss, params, (x, y), optax.adam(LR))
+
+
+def flax_lstm(shape) -> Runner:
+  """flax.linen.RNN(OptimizedLSTMCell)."""
+  b, t, i, h = shape
+  rnn = nn.RNN(nn.OptimizedLSTMCell(h))
+  x, y = _regression_batch(b, t, i)
+  params = {
+    "cell": rnn.init(jax.random.key(0), x),
+    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
+  }
+
+  def loss(params, batch):
+    x, y = batch
+    return _mse_of_last(rnn.apply(params["cell"], x), params, y)
+
+  return jax_runner(loss, params, (x, y), optax.adam(LR))
+
+
+def cudnn_lstm(shape) -> Runner:
+  """jax.experimental.rnn.lstm (cuDNN; GPU only)."""
+  from jax.experimental import rnn
+
+  b, t, i, h = shape
+  x, y = _regression_batch(b, t, i)
+  params = {
+    "w": rnn.init_lstm_weight(jax.random.key(0), i, h, 1, False),
+    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
+  }
+  zeros = jnp.zeros((1, b, h), jnp.float32)
+  lengths = jnp.full((b,), t, jnp.int32)
+
+  def loss(params, batch):
+    x, y = batch
+    hs, _, _ = rnn.lstm(
+      x, zeros, zeros, params["w"], lengths, i, h, 1, 0.0, False
+    )
+    return _mse_of_last(hs, params, y)
+
+  return jax_runner(loss, params, (x, y), optax.adam(LR))
+
+
+def torch_lstm(torch, shape) -> Runner:
+  """torch.nn.LSTM (batch first) and a linear readout."""
+  b, t, i, h = shape
+  device = _torch_device(torch)
+  model = torch.nn.ModuleDict(
+    {
+      "lstm": torch.nn.LSTM(i, h, batch_first=True),
+      "out": torch.nn.Linear(h, 1),
+    }
+  ).to(device)
+  x, y = (torch.from_numpy(a).to(device) for a in _regression_batch(b, t, i))
+
+  def loss():
+    hs, _ = model["lstm"](x)
+    return torch.mean(torch.square(model["out"](hs[:, -1]) - y))
+
+  return torch_runner(torch, model, loss)
+
+
+@functools.cache
+def _fast_lstm_timing(shape, repeats: int, steps: int) -> Timing:
+  """plstm.LSTM through fast_lstm.scan, timed once for both groups."""
+  return _time(
+    "plstm.LSTM (fast_lstm.scan)",
+    functools.partial(plstm_lstm, shape, fast_lstm.scan),
+    argparse.Namespace(repeats=repeats, steps=steps),
+  )
+
+
+def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
+  torch = _torch()
+  tables = []
+  for shape in _shapes(args, LSTM_SHAPES):
+    rows = [
+      _fast_lstm_timing(shape, args.repeats, args.steps),
+      _time(
+        "plstm.LSTM (plstm.scan)", functools.partial(plstm_lstm, shape), args
+      ),
+      _time(
+        "flax RNN(OptimizedLSTMCell)",
+        functools.partial(flax_lstm, shape),
+        args,
+      ),
+    ]
+    name = "torch.nn.LSTM"
+    if torch is None:
+      rows.append(_skip(name, "not installed"))
+    else:
+      rows.append(
+        _time(name, functools.partial(torch_lstm, torch, shape), args)
+      )
+    name = "jax.experimental.rnn (cuDNN)"
+    if jax.default_backend() == "gpu":
+      rows.append(_time(name, functools.partial(cudnn_lstm, shape), args))
+    else:
+      rows.append(_skip(name, "GPU only"))
+    tables.append((_shape_label(shape), rows))
+  return tables
+
+
+# Phased LSTM ----------------------------------------------------------------
+
+
+def _timestamps(b: int, t: int) -> np.ndarray:
+  """Regular sampling at 1 ms: t = 1, ..., T for every sequence."""
+  return np.broadcast_to(np.arange(1, t + 1, dtype=np.float32), (b, t)).copy()
+
+
+def plstm_phased(shape, run: Callable = plstm.scan) -> Runner:
+  """plstm.PhasedLSTM through `run`, training (the leak on)."""
+  b, t, i, h = shape
+  cell = plstm.PhasedLSTM(h)
+  params = {
+    "cell": cell.init(jax.random.key(0), i),
+    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
+  }
+  x, y = _regression_batch(b, t, i)
+
+  def loss(params, batch):
+    x, times, y = batch
+    _, hs = run(cell, params["cell"], (x, times), training=True)
+    return _mse_of_last(hs, params, y)
+
+  return jax_runner(loss, params, (x, _timestamps(b, t), y), optax.adam(LR))
+
+
+def torch_phased_lstm_module(torch):
+  """A Phased LSTM as a PyTorch user would write it: a loop over time.
+
+  Same equations, gate order, defaults and initialisation as
+  `plstm.PhasedLSTM` (peepholes, output peephole on c̃, floor-mod phase);
+  `load(params)` copies plstm params into it.
+  """
+
+  class PhasedLSTM(torch.nn.Module):
+    def __init__(self, input_size, hidden_size, alpha=1e-3):
+      super().__init__()
+      h = hidden_size
+      self.alpha = alpha
+
+      def param(*shape, scale=0.1):
+        return torch.nn.Parameter(scale * torch.randn(*shape))
+
+      self.w_x = param(input_size, 4 * h)
+      self.w_h = param(h, 4 * h)
+      self.b = torch.nn.Parameter(
+        torch.cat([torch.full((h,), -0.1), torch.zeros(3 * h)])
+      )
+      self.p_i, self.p_f, self.p_o = param(h), param(h), param(h)
+      self.tau = torch.nn.Parameter(torch.exp(torch.empty(h).uniform_(1, 3)))
+      self.shift = torch.nn.Parameter(torch.empty(h).uniform_(0, 100))
+      self.r_on = torch.nn.Parameter(torch.full((h,), 0.05))
+
+    def load(self, params):
+      with torch.no_grad():
+        for name, value in params.items():
+          getattr(self, name).copy_(torch.from_numpy(np.array(value)))
+      return self
+
+    def forward(self, x, t):
+      """x [B, T, I], t [B, T] -> h [B, T, H]."""
+      b, steps, _ = x.shape
+      c = h = x.new_zeros(b, self.w_h.shape[0])
+      # unbind, not z_x[:, step]: the backward of indexing adds a full
+      # [B, T, 4H] zero gradient per step, O(T^2).
+      z_x = (x @ self.w_x + self.b).unbind(1)
+      t = t.unbind(1)
+      tau, r_on = self.tau.abs(), self.r_on.abs()
+      outputs = []
+      for step in range(steps):
+        z_i, z_f, z_g, z_o = (z_x[step] + h @ self.w_h).chunk(4, dim=-1)
+        i = torch.sigmoid(z_i + self.p_i * c)
+        f = torch.sigmoid(z_f + self.p_f * c)
+        c_new = f * c + i * torch.tanh(z_g)
+        h_new = torch.sigmoid(z_o + self.p_o * c_new) * torch.tanh(c_new)
+        phi = torch.remainder(t[step][:, None] - self.shift, tau) / tau
+        up = 2 * phi / r_on
+        k = torch.where(
+          phi <= 0.5 * r_on,
+          up,
+          torch.where(phi <= r_on, 2 - up, self.alpha * phi),
+        )
+        c = k * c_new + (1 - k) * c
+        h = k * h_new + (1 - k) * h
+        outputs.append(h)
+      return torch.stack(outputs, dim=1)
+
+  return PhasedLSTM
+
+
+def torch_phased(torch, shape) -> Runner:
+  b, t, i, h = shape
+  device = _torch_device(torch)
+  model = torch.nn.ModuleDict(
+    {
+      "cell": torch_phased_lstm_module(torch)(i, h),
+      "out": torch.nn.Linear(h, 1, bias=False),
+    }
+  ).to(device)
+  x, y = (torch.from_numpy(a).to(device) for a in _regression_batch(b, t, i))
+  times = torch.from_numpy(_timestamps(b, t)).to(device)
+
+  def loss():
+    hs = model["cell"](x, times)
+    return torch.mean(torch.square(model["out"](hs[:, -1]) - y))
+
+  return torch_runner(torch, model, loss)
+
+
+def bench_phased(args) -> list[tuple[str, list[Timing]]]:
+  torch = _torch()
+  tables = []
+  for shape in _shapes(args, LSTM_SHAPES):
+    rows = [
+      _time(
+        "plstm.PhasedLSTM (fast_lstm.scan)",
+        functools.partial(plstm_phased, shape, fast_lstm.scan),
+        args,
+      ),
+      _time(
+        "plstm.PhasedLSTM (plstm.scan)",
+        functools.partial(plstm_phased, shape),
+        args,
+      ),
+      _fast_lstm_timing(shape, args.repeats, args.steps),
+    ]
+    name = "PyTorch Phased LSTM (loop)"
+    if torch is None:
+      rows.append(_skip(name, "not installed"))
+    else:
+      rows.append(
+        _time(name, functools.partial(torch_phased, torch, shape), args)
+      )
+    tables.append((_shape_label(shape), rows))
+  return tables
+
+
+# LSNN -----------------------------------------------------------------------
+
+
+def lsnn_config(quick: bool, **model):
+  """The sMNIST LSNN config (`configs/smnist_lsnn.py`), tiny with `quick`."""
+  config = runpy.run_path(str(ROOT / "configs" / "smnist_lsnn.py"))[
+    "get_config"
+  ]("smoke" if quick else "small")
+  if quick:
+    config.data.batch_size = 4
+  for key, value in model.items():
+    if key == "connectivity":
+      config.rewiring.connectivity = value
+    else:
+      setattr(config.model, key, value)
+  return config
+
+
+def _lsnn_batch(config, pixels: int):
+  rng = np.random.default_rng(0)
+  b = config.data.batch_size
+  return {
+    "x": rng.uniform(size=(b, pixels, 1)).astype(np.float32),
+    "label": rng.integers(0, smnist_lsnn.N_CLASSES, size=(b,)).astype(np.int32),
+    "weight": np.ones((b,), np.float32),
+  }
+
+
+def plstm_lsnn(config, pixels: int) -> Runner:
+  """One step of the sMNIST LSNN experiment's training (plstm.train's)."""
+  params = smnist_lsnn.init_params(config, jax.random.key(0))
+  key = jax.random.key(1)
+
+  def loss(params, batch):
+    return smnist_lsnn.loss_fn(config, params, batch, key, training=True)[0]
+
+  tx = smnist_lsnn.make_optimizer(config)
+  return jax_runner(loss, params, _lsnn_batch(config, pixels), tx)
+
+
+def snntorch_lsnn(torch, config, pixels: int) -> Runner:
+  """snnTorch: Linear(80, R) into RLeaky(R, all-to-all recurrence), the
+  spikes low-pass filtered into Linear(R, 10), the same loss terms."""
+  import snntorch
+
+  device = _torch_device(torch)
+  m = config.model
+  n_rec = m.n_regular + m.n_adaptive
+  batch = _lsnn_batch(config, pixels)
+  spikes = lsnn_data.encode_threshold_crossings(
+    jnp.asarray(batch["x"][..., 0]), m.n_in, config.data.cue_steps
+  )
+  x = torch.from_numpy(np.array(spikes)).to(device)
+  label = torch.from_numpy(batch["label"].astype(np.int64)).to(device)
+  model = torch.nn.ModuleDict(
+    {
+      "w_in": torch.nn.Linear(m.n_in, n_rec, bias=False),
+      "lif": snntorch.RLeaky(
+        beta=math.exp(-m.dt / m.tau), linear_features=n_rec
+      ),
+      "w_out": torch.nn.Linear(n_rec, smnist_lsnn.N_CLASSES),
+    }
+  ).to(device)
+  decay = math.exp(-m.dt / m.tau_out)
+  f0 = m.reg_rate / 1000
+
+  def loss():
+    spk, mem = model["lif"].init_rleaky()
+    filtered = x.new_zeros(x.shape[0], n_rec)
+    outs = []
+    rate = 0.0
+    for step in range(x.shape[1]):
+      spk, mem = model["lif"](model["w_in"](x[:, step]), spk, mem)
+      filtered = decay * filtered + (1 - decay) * spk
+      rate = rate + spk.mean(0)
+      if step >= x.shape[1] - smnist_lsnn.BIN:
+        outs.append(model["w_out"](filtered))
+    logits = torch.stack(outs).mean(0)
+    reg = m.reg * torch.sum(torch.square(rate / x.shape[1] - f0))
+    return torch.nn.functional.cross_entropy(logits, label) + reg
+
+  return torch_runner(torch, model, loss)
+
+
+def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
+  """The sMNIST LSNN and snnTorch; `--quick` runs one plstm row, without
+  DEEP R (whose compilation alone takes seconds)."""
+  pixels = 16 if args.quick else 784
+  full = lsnn_config(args.quick)
+  variants = {
+    "plstm LSNN, Adam + DEEP R": {},
+    "plstm LSNN, Adam (no rewiring)": {"connectivity": 0.0},
+    "plstm LSNN, Adam, n_delay 1, n_refractory 0": {
+      "connectivity": 0.0,
+      "n_delay": 1,
+      "n_refractory": 0,
+    },
+  }
+  if args.quick:
+    variants = {"plstm LSNN, Adam (no rewiring)": {"connectivity": 0.0}}
+  rows = []
+  for name, changes in variants.items():
+    config = lsnn_config(args.quick, **changes)
+    rows.append(
+      _time(name, functools.partial(plstm_lsnn, config, pixels), args)
+    )
+  name = "snnTorch RLeaky, Adam"
+  torch = _torch()
+  try:
+    import snntorch  # noqa: F401
+  except ImportError:
+    torch = None
+  if torch is None:
+    rows.append(_skip(name, "not installed"))
+  else:
+    rows.append(_time(name, lambda: snntorch_lsnn(torch, full, pixels), args))
+  m = full.model
+  t = pixels + full.data.cue_steps
+  label = (
+    f"B {full.data.batch_size}, T {t}, I {m.n_in}, "
+    f"R {m.n_regular + m.n_adaptive}"
+  )
+  return [(label, rows)]
+
+
+# Sparse inference -----------------------------------------------------------
+
+
+def bench_sparse(args) -> list[tuple[str, list[Timing]]]:
+  b, t, i, h = (4, 200, 1, 64) if args.quick else (32, 1000, 1, 512)
+  cell = plstm.PhasedLSTM(h, r_on=0.05)
+  params = cell.init(jax.random.key(0), i)
+  x, _ = _regression_batch(b, t, i)
+  times = _timestamps(b, t)
+  units = sparse.open_units(cell, params, times)
+
+  def dense(params, x, times):
+    return plstm.scan(cell, params, (x, times))[1]
+
+  def sparse_eval(params, x, times, units):
+    return sparse.scan(cell, params, (x, times), units)[1]
+
+  open_mean = float(np.mean(np.sum(units < h, axis=1)))
+  rows = [
+    _time(
+      "plstm.sparse.scan",
+      lambda: jax_eval_runner(sparse_eval, params, x, times, units),
+      args,
+    )._replace(note=f"M = {units.shape[1]}, mean open {open_mean:.1f}"),
+    _time(
+      "plstm.scan (dense)",
+      lambda: jax_eval_runner(dense, params, x, times),
+      args,
+    ),
+  ]
+  return [(f"{_shape_label((b, t, i, h))}, r_on 0.05, eval", rows)]
+
+
+# Long sequences -------------------------------------------------------------
+
+
+def _peak_bytes(compiled) -> int | None:
+  stats = compiled.memory_analysis()
+  if stats is None:
+    return None
+  return (
+    stats.temp_size_in_bytes
+    + stats.argument_size_in_bytes
+    + stats.output_size_in_bytes
+  )
+
+
+def long_runner(shape, chunk: int | None, run: bool) -> tuple[Runner, int]:
+  """LSTM training at long T: (runner, XLA's peak bytes); chunk None: no
+  remat. With `run` False the step is compiled but never run."""
+  b, t, i, h = shape
+  cell = plstm.LSTM(h)
+  params = {
+    "cell": cell.init(jax.random.key(0), i),
+    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
+  }
+  x, y = _regression_batch(b, t, i)
+  tx = optax.adam(LR)
+
+  def loss(params, batch):
+    x, y = batch
+    if chunk is None:
+      _, hs = plstm.scan(cell, params["cell"], x)
+    else:
+      _, hs = fast_lstm.remat_scan(cell, params["cell"], x, chunk=chunk)
+    return _mse_of_last(hs, params, y)
+
+  def train_step(params, opt_state, batch):
+    grads = jax.grad(loss)(params, batch)
+    # optax's Adam mixes its int32 count with floats (see plstm.train).
+    with jax.numpy_dtype_promotion("standard"):
+      updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  state = [params, tx.init(params)]
+  start = time.perf_counter()
+  compiled = jax.jit(train_step).lower(*state, (x, y)).compile()
+  compile_s = time.perf_counter() - start
+
+  def step():
+    if not run:
+      raise RuntimeError("long_runner: compiled only")
+    state[:] = compiled(*state, (x, y))
+    jax.block_until_ready(state)
+
+  return Runner(compile_s, step), _peak_bytes(compiled)
+
+
+def bench_long(args) -> list[tuple[str, list[Timing]]]:
+  """Without remat at a T that fits; with remat there and at 10x that T,
+  where plain `plstm.scan` is compiled for its peak memory but not run."""
+  b, i, h = (2, 1, 8) if args.quick else (16, 1, 128)
+  steps = (100, 400) if args.quick else (10_000, 100_000)
+  tables = []
+  for t in steps:
+    rows = []
+    # The largest divisor of T up to sqrt(T): least memory for remat_scan.
+    root = max(d for d in range(1, math.isqrt(t) + 1) if t % d == 0)
+    for chunk in (None, root):
+      name = "plstm.scan" if chunk is None else f"remat_scan, chunk {chunk}"
+      run = t == steps[0] or chunk is not None
+      runner, peak = long_runner((b, t, i, h), chunk, run)
+      note = "" if peak is None else f"peak {peak / 2**20:.0f} MiB"
+      if run:
+        timing = _time(name, lambda r=runner: r, args)
+        rows.append(timing._replace(note=note))
+      else:
+        rows.append(Timing(name, runner.compile_s, None, note + ", not run"))
+    tables.append((_shape_label((b, t, i, h)), rows))
+  return tables
+
+
+# Report ---------------------------------------------------------------------
+
+
+def _shapes(args, shapes: Sequence[tuple]) -> Sequence[tuple]:
+  return ((4, 12, 1, 8),) if args.quick else shapes
+
+
+def _shape_label(shape) -> str:
+  return "B {}, T {}, I {}, H {}".format(*shape)
+
+
+def _cpu_model() -> str:
+  try:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _versions() -> str:
+  names = {"jax": jax, "flax": flax, "optax": optax, "numpy": np}
+  parts = [f"python {platform.python_version()}"]
+  parts += [f"{n} {m.__version__}" for n, m in names.items()]
+  torch = _torch()
+  parts.append(f"torch {torch.__version__}" if torch else "torch -")
+  try:
+    import snntorch
+
+    parts.append(f"snntorch {snntorch.__version__}")
+  except ImportError:
+    parts.append("snntorch -")
+  return ", ".join(parts)
+
+
+def header() -> str:
+  device = jax.devices()[0]
+  torch = _torch()
+  threads = f", torch threads {torch.get_num_threads()}" if torch else ""
+  return (
+    f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
+    f"{_cpu_model()}, {os.cpu_count()} cores{threads}; JAX on "
+    f"{device.platform} ({device.device_kind}); {_versions()}"
+  )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+  return "-" if value is None else format(value, spec)
+
+
+def table(group: str, tables: list[tuple[str, list[Timing]]]) -> str:
+  """A Markdown table; `vs` = this row's s/step / the block's first row's."""
+  lines = [
+    f"| {group} | implementation | compile s | ms/step | seq/s | vs | note |",
+    "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+  ]
+  for label, rows in tables:
+    ref = rows[0].step_s
+    batch = int(label.split(",")[0].split()[1])
+    for row in rows:
+      ms = None if row.step_s is None else 1e3 * row.step_s
+      seqs = None if row.step_s is None else batch / row.step_s
+      vs = None if row.step_s is None or ref is None else row.step_s / ref
+      lines.append(
+        f"| {label} | {row.name} | {_fmt(row.compile_s, '.1f')} | "
+        f"{_fmt(ms, '.1f')} | {_fmt(seqs, '.1f')} | {_fmt(vs, '.2f')} | "
+        f"{row.note} |"
+      )
+  return "\n".join(lines)
+
+
+BENCHES = {
+  "lstm": bench_lstm,
+  "plstm": bench_phased,
+  "snn": bench_lsnn,
+  "sparse": bench_sparse,
+  "long": bench_long,
+}
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument(
+    "--only",
+    default=",".join(GROUPS),
+    help=f"comma-separated groups among {', '.join(GROUPS)}",
+  )
+  parser.add_argument("--quick", action="store_true", help="tiny shapes, CI")
+  parser.add_argument("--repeats", type=int, help="timings (default 5; 1)")
+  parser.add_argument("--steps", type=int, default=1, help="steps per timing")
+  parser.add_argument(
+    "--torch_threads",
+    type=int,
+    help="torch.set_num_threads (default torch's: one per core); 1 on a "
+    "shared machine, where spinning threads slow torch down many times",
+  )
+  args = parser.parse_args(argv)
+  args.only = [g.strip() for g in args.only.split(",") if g.strip()]
+  unknown = sorted(set(args.only) - set(GROUPS))
+  if unknown:
+    parser.error(f"--only: unknown groups {unknown}; use {', '.join(GROUPS)}")
+  if args.repeats is None:
+    args.repeats = 1 if args.quick else 5
+  return args
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+  """Runs the groups of `argv` and prints (and returns) the Markdown."""
+  args = parse(argv)
+  torch = _torch()
+  if torch is not None and args.torch_threads:
+    torch.set_num_threads(args.torch_threads)
+  parts = [header()]
+  print(parts[0], flush=True)
+  for group in args.only:
+    parts.append(table(group, BENCHES[group](args)))
+    print("\n" + parts[-1], flush=True)
+  return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+  main()
