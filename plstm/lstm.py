@@ -26,6 +26,15 @@ def batch_shape(batch_size: int | tuple[int, ...]) -> tuple[int, ...]:
   return (batch_size,) if isinstance(batch_size, int) else tuple(batch_size)
 
 
+def check_hidden_size(cell) -> None:
+  """One clear line when a cell's `hidden_size` is not positive."""
+  if cell.hidden_size <= 0:
+    raise ValueError(
+      f"{type(cell).__name__}: hidden_size must be positive, got "
+      f"{cell.hidden_size}."
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class LSTM:
   r"""Long short-term memory (Hochreiter & Schmidhuber 1997), fused gates.
@@ -63,11 +72,7 @@ class LSTM:
   peephole_init: Initializer = jax.nn.initializers.normal(0.1)
 
   def __post_init__(self):
-    if self.hidden_size <= 0:
-      raise ValueError(
-        f"{type(self).__name__}: hidden_size must be positive, got "
-        f"{self.hidden_size}."
-      )
+    check_hidden_size(self)
 
   def init(self, key: Array, input_size: int) -> Params:
     """Returns the params for inputs of `input_size` features."""

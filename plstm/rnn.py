@@ -9,7 +9,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from plstm.lstm import Array, Initializer, Params, batch_shape
+from plstm.lstm import (
+  Array,
+  Initializer,
+  Params,
+  batch_shape,
+  check_hidden_size,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +46,7 @@ class RNN:
   recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
 
   def __post_init__(self):
-    if self.hidden_size <= 0:
-      raise ValueError(
-        f"{type(self).__name__}: hidden_size must be positive, got "
-        f"{self.hidden_size}."
-      )
+    check_hidden_size(self)
 
   def init(self, key: Array, input_size: int) -> Params:
     """Returns the params for inputs of `input_size` features."""
@@ -110,11 +112,7 @@ class GatedInput:
   kernel_init: Initializer = jax.nn.initializers.lecun_normal()
 
   def __post_init__(self):
-    if self.hidden_size <= 0:
-      raise ValueError(
-        f"{type(self).__name__}: hidden_size must be positive, got "
-        f"{self.hidden_size}."
-      )
+    check_hidden_size(self)
 
   def init(self, key: Array, input_size: int) -> Params:
     """Returns the params for inputs of `input_size` features."""
