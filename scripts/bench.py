@@ -18,19 +18,18 @@ seconds per step of each row by those of its group's first row in the same
 run, so `vs` > 1 means the first row is that much faster.
 
 Groups (B batch, T time, I inputs, H hidden units):
-  lstm: plstm.LSTM through `plstm.fast_lstm.scan` and through plstm.scan,
-    flax.linen.RNN(OptimizedLSTMCell), torch.nn.LSTM, and on a GPU
+  lstm: plstm.LSTM through plstm.scan, in its default loop and in the other
+    one (`hoist`), flax.linen.RNN(OptimizedLSTMCell), torch.nn.LSTM, on a GPU
     jax.experimental.rnn (cuDNN); loss: MSE of a linear readout of the last h.
-  plstm: plstm.PhasedLSTM (training, leak on) through both loops, against
-    plstm.LSTM at the same shape (the time gate's overhead) and a plain
-    PyTorch Phased LSTM.
+  plstm: plstm.PhasedLSTM (training, leak on) against plstm.LSTM at the
+    same shape (the time gate's overhead) and a plain PyTorch Phased LSTM.
   snn: the sMNIST LSNN (`experiments/smnist_lsnn.py`, 120 LIF + 100 ALIF,
     n_delay 10, n_refractory 5, B 256, T 840, 80 inputs), with and without
     DEEP R, without delays and refractoriness, and snnTorch's RLeaky.
   sparse: evaluation (forward only) of a Phased LSTM at r_on = 0.05, dense
     (plstm.scan) against `plstm.sparse.scan`, which updates only open units.
   long: LSTM training at long T, without and with rematerialisation
-    (`plstm.fast_lstm.remat_scan`): seconds per step and XLA's peak memory
+    (plstm.scan's `remat_chunk`): seconds per step and XLA's peak memory
     (its buffer assignment, arguments and outputs included).
 """
 
@@ -60,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 import plstm  # noqa: E402
 from experiments import lsnn_data, smnist_lsnn  # noqa: E402
-from plstm import fast_lstm, sparse  # noqa: E402
+from plstm import sparse  # noqa: E402
 
 GROUPS = ("lstm", "plstm", "snn", "sparse", "long")
 LSTM_SHAPES = ((64, 784, 1, 128), (256, 100, 1, 32), (32, 1000, 2, 110))
@@ -174,8 +173,8 @@ def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(h[:, -1] @ params["w_out"] - y))
 
 
-def plstm_lstm(shape, run: Callable = plstm.scan) -> Runner:
-  """plstm.LSTM through `run` (plstm.scan or fast_lstm.scan)."""
+def plstm_lstm(shape, hoist: bool | None = None) -> Runner:
+  """plstm.LSTM through plstm.scan."""
   b, t, i, h = shape
   cell = plstm.LSTM(h)
   params = {
@@ -186,7 +185,7 @@ def plstm_lstm(shape, run: Callable = plstm.scan) -> Runner:
 
   def loss(params, batch):
     x, y = batch
-    _, hs = run(cell, params["cell"], x)
+    _, hs = plstm.scan(cell, params["cell"], x, hoist=hoist)
     return _mse_of_last(hs, params, y)
 
   return jax_runner(loss, params, (x, y), optax.adam(LR))
@@ -252,11 +251,11 @@ def torch_lstm(torch, shape) -> Runner:
 
 
 @functools.cache
-def _fast_lstm_timing(shape, repeats: int, steps: int) -> Timing:
-  """plstm.LSTM through fast_lstm.scan, timed once for both groups."""
+def _lstm_timing(shape, repeats: int, steps: int) -> Timing:
+  """plstm.LSTM through plstm.scan, timed once for both groups."""
   return _time(
-    "plstm.LSTM (fast_lstm.scan)",
-    functools.partial(plstm_lstm, shape, fast_lstm.scan),
+    "plstm.LSTM (plstm.scan)",
+    functools.partial(plstm_lstm, shape),
     argparse.Namespace(repeats=repeats, steps=steps),
   )
 
@@ -265,10 +264,14 @@ def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
   torch = _torch()
   tables = []
   for shape in _shapes(args, LSTM_SHAPES):
+    # The loop plstm.scan does not choose here (see its `hoist`).
+    other = jax.default_backend() == "cpu"
     rows = [
-      _fast_lstm_timing(shape, args.repeats, args.steps),
+      _lstm_timing(shape, args.repeats, args.steps),
       _time(
-        "plstm.LSTM (plstm.scan)", functools.partial(plstm_lstm, shape), args
+        f"plstm.LSTM (plstm.scan, hoist={other})",
+        functools.partial(plstm_lstm, shape, other),
+        args,
       ),
       _time(
         "flax RNN(OptimizedLSTMCell)",
@@ -300,8 +303,8 @@ def _timestamps(b: int, t: int) -> np.ndarray:
   return np.broadcast_to(np.arange(1, t + 1, dtype=np.float32), (b, t)).copy()
 
 
-def plstm_phased(shape, run: Callable = plstm.scan) -> Runner:
-  """plstm.PhasedLSTM through `run`, training (the leak on)."""
+def plstm_phased(shape) -> Runner:
+  """plstm.PhasedLSTM through plstm.scan, training (the leak on)."""
   b, t, i, h = shape
   cell = plstm.PhasedLSTM(h)
   params = {
@@ -312,7 +315,7 @@ def plstm_phased(shape, run: Callable = plstm.scan) -> Runner:
 
   def loss(params, batch):
     x, times, y = batch
-    _, hs = run(cell, params["cell"], (x, times), training=True)
+    _, hs = plstm.scan(cell, params["cell"], (x, times), training=True)
     return _mse_of_last(hs, params, y)
 
   return jax_runner(loss, params, (x, _timestamps(b, t), y), optax.adam(LR))
@@ -407,16 +410,11 @@ def bench_phased(args) -> list[tuple[str, list[Timing]]]:
   for shape in _shapes(args, LSTM_SHAPES):
     rows = [
       _time(
-        "plstm.PhasedLSTM (fast_lstm.scan)",
-        functools.partial(plstm_phased, shape, fast_lstm.scan),
-        args,
-      ),
-      _time(
         "plstm.PhasedLSTM (plstm.scan)",
         functools.partial(plstm_phased, shape),
         args,
       ),
-      _fast_lstm_timing(shape, args.repeats, args.steps),
+      _lstm_timing(shape, args.repeats, args.steps),
     ]
     name = "PyTorch Phased LSTM (loop)"
     if torch is None:
@@ -615,10 +613,7 @@ def long_runner(shape, chunk: int | None, run: bool) -> tuple[Runner, int]:
 
   def loss(params, batch):
     x, y = batch
-    if chunk is None:
-      _, hs = plstm.scan(cell, params["cell"], x)
-    else:
-      _, hs = fast_lstm.remat_scan(cell, params["cell"], x, chunk=chunk)
+    _, hs = plstm.scan(cell, params["cell"], x, remat_chunk=chunk)
     return _mse_of_last(hs, params, y)
 
   def train_step(params, opt_state, batch):
@@ -650,10 +645,10 @@ def bench_long(args) -> list[tuple[str, list[Timing]]]:
   tables = []
   for t in steps:
     rows = []
-    # The largest divisor of T up to sqrt(T): least memory for remat_scan.
+    # The largest divisor of T up to sqrt(T): least memory for remat.
     root = max(d for d in range(1, math.isqrt(t) + 1) if t % d == 0)
     for chunk in (None, root):
-      name = "plstm.scan" if chunk is None else f"remat_scan, chunk {chunk}"
+      name = "plstm.scan" if chunk is None else f"remat_chunk={chunk}"
       run = t == steps[0] or chunk is not None
       runner, peak = long_runner((b, t, i, h), chunk, run)
       note = "" if peak is None else f"peak {peak / 2**20:.0f} MiB"

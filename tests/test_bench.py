@@ -71,16 +71,15 @@ def test_quick_run_without_torch(monkeypatch, capsys):
     assert by_name[name][0][6] == "not installed"
   assert by_name["jax.experimental.rnn (cuDNN)"][0][6] == "GPU only"
   timed = [
-    "plstm.LSTM (fast_lstm.scan)",
     "plstm.LSTM (plstm.scan)",
+    "plstm.LSTM (plstm.scan, hoist=True)",
     "flax RNN(OptimizedLSTMCell)",
-    "plstm.PhasedLSTM (fast_lstm.scan)",
     "plstm.PhasedLSTM (plstm.scan)",
     "plstm LSNN, Adam (no rewiring)",
     "plstm.sparse.scan",
     "plstm.scan (dense)",
-    "remat_scan, chunk 10",
-    "remat_scan, chunk 20",
+    "remat_chunk=10",
+    "remat_chunk=20",
   ]
   for name in timed:
     for row in by_name[name]:
