@@ -18,10 +18,13 @@ Shapes: B batch, T time, I inputs, H hidden units, M the most units open at
 any step.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plstm import recurrent
 from plstm.lstm import Array, LSTMState, Params
 from plstm.phased_lstm import PhasedLSTM, time_gate
 
@@ -91,37 +94,79 @@ def _gather(rows: Params, idx: Array) -> Params:
   return sub
 
 
+@dataclasses.dataclass(frozen=True)
+class _OpenUnits:
+  """A Phased LSTM as a cell of `plstm.scan` that steps only the units
+  `units[i]` at step i; its inputs are (x, t, i) with i the step [B, T]."""
+
+  cell: PhasedLSTM
+  units: Array  # [T, M]
+
+  def project(self, rows: Params, inputs):
+    del rows
+    return inputs
+
+  def recur(self, rows: Params, carry, inputs, *, training: bool = False):
+    """Per step, with u the open units: z = x_t W_x[:, u] + h_{t-1} W_h[:, u]
+    + b[u] (every h_{t-1} feeds the open units, so all rows of W_h but only
+    their columns), the LSTM update and the gate on u alone, and c, h
+    scattered back at u: O(B H M) work instead of O(B H^2)."""
+    del training  # Evaluation only: the gate's leak alpha is 0.
+    c_all, h_all = carry
+    x_t, t_t, i = inputs
+    idx = self.units[i[0]]
+    sub = _gather(rows, idx)
+    # The gathered rows are the left operand, so that the matrix product
+    # reads them as they are (a right operand would be transposed, a copy).
+    z_t = jnp.einsum("gmk,kb->gmb", sub.pop("w_h"), h_all.T)
+    z = (
+      jnp.einsum("bi,gmi->bgm", x_t, sub.pop("w_x"))
+      + jnp.moveaxis(z_t, -1, 0)
+      + sub.pop("b")
+    ).reshape(x_t.shape[0], -1)  # [B, 4M] in gate order
+    c_prev = jnp.take(c_all, idx, axis=-1, mode="clip")
+    h_prev = jnp.take(h_all, idx, axis=-1, mode="clip")
+    # The recurrent product is in z: `candidate`'s own product gets an empty
+    # h_{t-1} [B, 0] and W_h [0, 4M], and adds exact zeros.
+    sub["w_h"] = jnp.zeros((0, z.shape[-1]), z.dtype)
+    c_new, h_new = self.cell.candidate(sub, LSTMState(c_prev, h_all[:, :0]), z)
+    k = time_gate(t_t, sub["tau"], sub["shift"], sub["r_on"])
+    c = c_all.at[:, idx].set(k * c_new + (1.0 - k) * c_prev, mode="drop")
+    h = h_all.at[:, idx].set(k * h_new + (1.0 - k) * h_prev, mode="drop")
+    return LSTMState(c, h), h
+
+  step = recur
+
+
 def scan(
   cell: PhasedLSTM,
   params: Params,
   inputs: tuple[Array, Array],
   units: Array,
   *,
+  mask: Array | None = None,
   carry: LSTMState | None = None,
 ) -> tuple[LSTMState, Array]:
   """Evaluation of a Phased LSTM that updates only the open units.
 
-  Equals `plstm.scan(cell, params, (x, t), carry=carry)` with
+  Equals `plstm.scan(cell, params, (x, t), mask=mask, carry=carry)` with
   `training=False`, to float tolerance (the gate-column matrix products sum
-  in another order).
+  in another order); it runs through `plstm.scan`, as a cell whose step
+  updates the units `units[i]` at step i.
 
   Args:
     cell: the Phased LSTM.
     params: its params.
     inputs: (x [B, T, I], t [B, T]).
     units: `open_units(cell, params, t)` for these timestamps, [T, M].
+    mask: optional [B, T], as `plstm.scan`'s (a padded step keeps the carry
+      and outputs zeros).
     carry: initial carry; zeros by default.
 
   Returns:
     (final carry, h [B, T, H]).
 
-  Per step, with u the open units: z = x_t W_x[:, u] + h_{t-1} W_h[:, u] + b[u]
-  (every h_{t-1} feeds the open units, so all rows of W_h but only their
-  columns), the LSTM update and the gate on u alone, and c, h scattered back
-  at u: O(B H M) work instead of O(B H^2).
-
-  Notes:
-    No mask: a padded step is a step whose timestamp closes every unit.
+  Note:
     Under `jax.jit`, `units` may be traced (its shape is static); a new
     schedule of the same M does not recompile.
   """
@@ -137,33 +182,13 @@ def scan(
       f"sparse.scan: units must be [T, M] with T = {x.shape[1]}, got shape "
       f"{units.shape}; compute it with open_units for these timestamps."
     )
-  rows = _unit_major(params, cell.hidden_size)
   if carry is None:
     carry = cell.initial_carry(x.shape[0])
-
-  def body(carry, xs):
-    x_t, t_t, idx = xs
-    sub = _gather(rows, idx)
-    # z = x_t W_x[:, u] + h_{t-1} W_h[:, u] + b[u], [B, 4M] in gate order.
-    # The gathered rows are the left operand, so that the matrix product
-    # reads them as they are (a right operand would be transposed, a copy).
-    z_t = jnp.einsum("gmk,kb->gmb", sub.pop("w_h"), carry.h.T)
-    z = (
-      jnp.einsum("bi,gmi->bgm", x_t, sub.pop("w_x"))
-      + jnp.moveaxis(z_t, -1, 0)
-      + sub.pop("b")
-    ).reshape(x_t.shape[0], -1)
-    c_prev = jnp.take(carry.c, idx, axis=-1, mode="clip")
-    h_prev = jnp.take(carry.h, idx, axis=-1, mode="clip")
-    # The recurrent product is in z: `candidate`'s own product gets an empty
-    # h_{t-1} [B, 0] and W_h [0, 4M], and adds exact zeros.
-    sub["w_h"] = jnp.zeros((0, z.shape[-1]), z.dtype)
-    c_new, h_new = cell.candidate(sub, LSTMState(c_prev, carry.h[:, :0]), z)
-    k = time_gate(t_t, sub["tau"], sub["shift"], sub["r_on"])
-    c = carry.c.at[:, idx].set(k * c_new + (1.0 - k) * c_prev, mode="drop")
-    h = carry.h.at[:, idx].set(k * h_new + (1.0 - k) * h_prev, mode="drop")
-    return LSTMState(c, h), h
-
-  xs = (jnp.swapaxes(x, 0, 1), jnp.swapaxes(t, 0, 1), jnp.asarray(units))
-  carry, hs = jax.lax.scan(body, carry, xs)
-  return carry, jnp.swapaxes(hs, 0, 1)
+  steps = jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape[:2])
+  return recurrent.scan(
+    _OpenUnits(cell, jnp.asarray(units)),
+    _unit_major(params, cell.hidden_size),
+    (x, t, steps),
+    mask=mask,
+    carry=carry,
+  )

@@ -91,6 +91,25 @@ def test_sparse_scan_equals_dense_inference(shared):
   assert np.std(np.asarray(h[:, -1])) > 0.05
 
 
+@pytest.mark.parametrize("hoist", [False, True])
+def test_sparse_scan_with_a_mask_in_either_loop(hoist, monkeypatch):
+  """Padded steps keep the carry and output zeros, as in dense inference;
+  `hoist` is the loop plstm.scan picks by backend (True off CPU)."""
+  monkeypatch.setattr(
+    jax, "default_backend", lambda: "cpu" if not hoist else "gpu"
+  )
+  cell, params = _cell_params(r_on=0.2)
+  x, t = _data(shared=False)
+  mask = jnp.asarray(np.random.default_rng(5).uniform(size=(B, T)) > 0.3)
+  units = sparse.open_units(cell, params, t)
+  carry, h = sparse.scan(cell, params, (x, t), units, mask=mask)
+  carry_ref, h_ref = plstm.scan(cell, params, (x, t), mask=mask, training=False)
+  np.testing.assert_allclose(h, h_ref, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(carry.h, carry_ref.h, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(h)[~np.asarray(mask)], 0.0)
+  assert np.std(np.asarray(carry.h)) > 0.05
+
+
 def test_sparse_scan_starts_from_the_given_carry():
   cell, params = _cell_params(seed=3, r_on=0.2)
   x, t = _data()
