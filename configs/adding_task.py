@@ -38,38 +38,27 @@ import math
 
 import ml_collections
 
+from plstm import train_config
+
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (T = 100, CPU), `paper` (T = 1000) or `smoke` (seconds)."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/adding_task.py: unknown variant {arg!r}; use small, paper "
-      "or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.adding_task"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.adding_task")
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = "plstm"  # plstm | lstm
-  config.model.hidden = 64  # 128 in the paper variant
-  config.model.peepholes = True  # both models have them in the paper
-  config.model.alpha = 1e-3
-  config.model.r_on = 0.05
-  config.model.train_r_on = True
-  config.model.tau_range = (math.e, math.e**6)  # tau ~ exp(U(1, 6))
-  config.model.shift_range = (0.0, math.e**6)
+  config.model = train_config.phased_lstm_model(
+    name="plstm",  # plstm | lstm
+    hidden=64,  # 128 in the paper variant
+    tau_range=(math.e, math.e**6),  # tau ~ exp(U(1, 6))
+    shift_range=(0.0, math.e**6),
+  )
 
   config.data = ml_collections.ConfigDict()
   config.data.seq_len = 100  # T: 100, 500 or 1000
   config.data.batch_size = 64
   config.data.eval_size = 1024  # fresh each epoch
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.clip_norm = 10.0
+  config.optimizer = train_config.adam(learning_rate=1e-3, clip_norm=10.0)
 
   config.steps_per_epoch = 200
   config.num_epochs = 30
@@ -77,7 +66,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 50
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
-  config.progress_bar = True
 
   if arg == "paper":
     config.model.hidden = 128
@@ -88,9 +76,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.seq_len = 10
     config.data.batch_size = 8
     config.data.eval_size = 16
-    config.steps_per_epoch = 3
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 3
-    config.progress_bar = False
+    train_config.smoke(config)
   return config

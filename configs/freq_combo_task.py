@@ -33,39 +33,28 @@ import math
 
 import ml_collections
 
+from plstm import train_config
+
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (CPU, the default), `paper` (300 epochs) or `smoke` (seconds)."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/freq_combo_task.py: unknown variant {arg!r}; use small, "
-      "paper or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.freq_combo_task"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.freq_combo_task")
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = "plstm"  # plstm | lstm | bn_lstm
-  config.model.hidden = 32
-  config.model.peepholes = True  # both models have them in the paper
-  config.model.alpha = 1e-3
-  config.model.r_on = 0.05
-  config.model.train_r_on = True
-  config.model.tau_range = (math.e, math.e**3)  # tau ~ exp(U(1, 3))
-  config.model.shift_range = (0.0, 100.0)
+  config.model = train_config.phased_lstm_model(
+    name="plstm",  # plstm | lstm | bn_lstm
+    hidden=32,
+    tau_range=(math.e, math.e**3),  # tau ~ exp(U(1, 3))
+    shift_range=(0.0, 100.0),
+  )
 
   config.data = ml_collections.ConfigDict()
   config.data.two_pi = False  # False: the official data (no 2 pi)
   config.data.batch_size = 32
   config.data.eval_size = 500  # fresh each epoch: ceil(500 / 32) batches
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 1e-3
   # Global-norm clip; the official code clips backprop messages at +-10.
-  config.optimizer.clip_norm = 10.0
+  config.optimizer = train_config.adam(learning_rate=1e-3, clip_norm=10.0)
 
   config.steps_per_epoch = 157  # ceil(5000 / 32) fresh batches
   config.num_epochs = 20
@@ -73,7 +62,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 50
   config.checkpoint_every = 157 * 5
   config.keep_checkpoints = 3
-  config.progress_bar = True
 
   if arg == "paper":
     config.model.hidden = 110
@@ -83,9 +71,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.model.hidden = 8
     config.data.batch_size = 8
     config.data.eval_size = 16
-    config.steps_per_epoch = 3
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 3
-    config.progress_bar = False
+    train_config.smoke(config)
   return config

@@ -37,21 +37,13 @@ Smoke (seconds; run by the tests):
 
 import ml_collections
 
-from plstm import optimizers
+from plstm import optimizers, train_config
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (LSTM, the default), `paper` (linear RNN) or `smoke`."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/language_model.py: unknown variant {arg!r}; use small, "
-      "paper or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.language_model"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.language_model")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm"  # shown in plots; the cell is model.cell
@@ -75,7 +67,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 100
   config.checkpoint_every = 2500
   config.keep_checkpoints = 3
-  config.progress_bar = True
 
   if arg == "paper":
     config.model.name = config.model.cell = "rnn"
@@ -87,9 +78,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.train_size = config.data.batch_size = 8
     config.data.max_len = 24
     config.data.eval_size = 16
-    config.steps_per_epoch = 3
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 3
-    config.progress_bar = False
+    train_config.smoke(config)
   return config

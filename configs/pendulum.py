@@ -30,21 +30,13 @@ Smoke (seconds; run by the tests):
 
 import ml_collections
 
-from plstm import optimizers
+from plstm import optimizers, train_config
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (the default), `paper` (AdaDelta) or `smoke` (seconds)."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/pendulum.py: unknown variant {arg!r}; use small, paper or "
-      "smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.pendulum"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.pendulum")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm"
@@ -75,7 +67,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 50
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
-  config.progress_bar = True
 
   if arg == "paper":
     config.optimizer = optimizers.default_config("adadelta")
@@ -86,9 +77,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.horizon = 4
     config.data.substeps = 2
     config.data.eval_size = 16
-    config.steps_per_epoch = 3
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 3
-    config.progress_bar = False
+    train_config.smoke(config)
   return config

@@ -29,20 +29,13 @@ Smoke (seconds; run by the tests):
 
 import ml_collections
 
-from plstm import optimizers
+from plstm import optimizers, train_config
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (the default), `paper` (online SGD) or `smoke` (seconds)."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/series.py: unknown variant {arg!r}; use small, paper or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.series"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.series")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm"
@@ -73,7 +66,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 50
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
-  config.progress_bar = True
 
   if arg == "paper":
     config.model.init = "notebook"
@@ -89,9 +81,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.window = 5
     config.data.batch_size = 4
     config.data.eval_batch_size = 8
-    config.steps_per_epoch = 3
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 3
-    config.progress_bar = False
+    train_config.smoke(config)
   return config

@@ -44,18 +44,13 @@ import math
 
 import ml_collections
 
+from plstm import train_config
+
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (CPU, the default), `paper` (the original) or `smoke`."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/smnist.py: unknown variant {arg!r}; use small, paper or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.smnist"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.smnist")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "plstm"  # plstm | lstm
@@ -74,9 +69,8 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.batch_size = 64
   config.data.eval_size = 2048  # a fixed random subset; 0 for all 10,000
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.clip_norm = 0.0  # The original does not clip.
+  # The original does not clip.
+  config.optimizer = train_config.adam(learning_rate=1e-3, clip_norm=0.0)
 
   config.steps_per_epoch = 200  # an evaluation every 200 steps
   config.num_epochs = 10
@@ -84,7 +78,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 20
   config.checkpoint_every = 200
   config.keep_checkpoints = 2
-  config.progress_bar = True
 
   if arg == "paper":
     config.data.batch_size = 256
@@ -95,9 +88,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.synthetic = True
     config.data.batch_size = 8
     config.data.eval_size = 12  # not a whole batch: exercises the padding
-    config.steps_per_epoch = 3
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 3
-    config.progress_bar = False
+    train_config.smoke(config)
   return config

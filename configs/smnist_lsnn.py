@@ -28,19 +28,13 @@ the synthetic digits for 4 steps.
 
 import ml_collections
 
+from plstm import train_config
+
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (CPU, the default), `paper` (the original) or `smoke`."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/smnist_lsnn.py: unknown variant {arg!r}; use small, paper "
-      "or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.smnist_lsnn"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.smnist_lsnn")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lsnn"
@@ -84,7 +78,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 10
   config.checkpoint_every = 50
   config.keep_checkpoints = 2
-  config.progress_bar = True
 
   if arg == "paper":
     config.data.eval_size = 0
@@ -103,9 +96,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.synthetic = True
     config.data.batch_size = 8
     config.data.eval_size = 12  # not a whole batch: exercises the padding
-    config.steps_per_epoch = 2
-    config.num_epochs = 2
-    config.log_every = 2
-    config.checkpoint_every = 2
-    config.progress_bar = False
+    train_config.smoke(config, steps_per_epoch=2, checkpoint_every=2)
   return config

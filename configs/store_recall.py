@@ -24,19 +24,13 @@ network on 3 slots of 20 ms.
 
 import ml_collections
 
+from plstm import train_config
+
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (the default), `paper` (the original) or `smoke`."""
-  if arg not in ("small", "paper", "smoke"):
-    raise ValueError(
-      f"configs/store_recall.py: unknown variant {arg!r}; use small, paper "
-      "or smoke."
-    )
-  config = ml_collections.ConfigDict()
-  config.experiment = "experiments.store_recall"
-  config.seed = 0
-  # Seeds seed, ..., seed + num_seeds - 1 train together in one program.
-  config.num_seeds = 1
+  train_config.check_variant(__file__, arg)
+  config = train_config.base("experiments.store_recall")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lsnn"
@@ -87,7 +81,6 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.log_every = 20
   config.checkpoint_every = 20
   config.keep_checkpoints = 2
-  config.progress_bar = True
 
   if arg == "paper":
     config.num_epochs = 200
@@ -101,10 +94,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.seq_delay = 1
     config.data.slot_ms = 20
     config.early_stop.window = 2
-    config.num_epochs = 4
-    config.log_every = 1
-    config.checkpoint_every = 2
-    config.progress_bar = False
+    train_config.smoke(
+      config, steps_per_epoch=1, num_epochs=4, log_every=1, checkpoint_every=2
+    )
   return config
 
 
