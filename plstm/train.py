@@ -428,39 +428,26 @@ def _plot(history: list[dict], path: Path, title: str):
   fig.savefig(path, dpi=120)
 
 
-def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
-  """Trains `config` in `workdir` (resuming if it holds a checkpoint).
+def _epoch_line(record: dict, num_seeds: int) -> str:
+  """The line printed after an evaluation."""
+  spread = (
+    f" ± {100 * record['val_accuracy_std']:.1f} ({num_seeds} seeds)"
+    if "val_accuracy_std" in record
+    else ""
+  )
+  return (
+    f"epoch {record['epoch']} step {record['step']}: val_accuracy "
+    f"{100 * record['val_accuracy']:.1f}%{spread} val_loss "
+    f"{record['val_loss']:.4f} [{record['wall_time_s']:.0f} s]"
+  )
 
-  Returns:
-    The contents of `results.json`: the last and best validation metrics,
-    the step at which `config.target_accuracy` was first reached, and the
-    wall time.
 
-  Raises:
-    Interrupted: SIGTERM or SIGINT stopped the run (its state is saved).
-    FloatingPointError: a metric, the params or the optimiser state became
-      non-finite (nothing of it is saved).
+def _compile_steps(config, experiment, tx, seeds: jax.Array, replicated):
+  """The jitted (init_state(), train_step(state, batch), eval_step(params,
+  batch)), each vmapped over the leading seed axis, with replicated outputs.
   """
-  workdir = _prepare_workdir(workdir)
-  main = jax.process_index() == 0
-  experiment = importlib.import_module(config.experiment)
-  tx = getattr(experiment, "make_optimizer", make_optimizer)(config)
-  steps_per_epoch = config.steps_per_epoch
-  num_steps = config.num_epochs * steps_per_epoch
 
-  seed_configs = _seed_configs(config)
-  seeds = jnp.array([c.seed for c in seed_configs])
-
-  mesh = data_mesh()
-  replicated = jax.NamedSharding(mesh, jax.P())
-  data_sharding = jax.NamedSharding(mesh, jax.P(None, "data"))
-  if config.data.batch_size % jax.device_count():
-    raise ValueError(
-      f"config.data.batch_size ({config.data.batch_size}) must be a "
-      f"multiple of the {jax.device_count()} devices."
-    )
-
-  # Every function below acts on one seed and is vmapped over the seed axis.
+  # Every function below acts on one seed.
   def step_key(seed) -> jax.Array:
     # Apart from the init key (seed) and the eval data's (seed + 1).
     return jax.random.key(seed + 2)
@@ -497,6 +484,60 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   eval_step = jax.jit(
     lambda params, batch: jax.vmap(eval_one)(params, batch, seeds),
     out_shardings=replicated,
+  )
+  return init_state, train_step, eval_step
+
+
+def _write_results(
+  config, experiment, workdir: Path, history: list[dict], params, results
+):
+  """`results.json`, `val_accuracy.png` and the experiment's own figures,
+  drawn from the first seed's params."""
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  _plot(
+    history,
+    workdir / "val_accuracy.png",
+    f"{config.experiment} ({config.model.name})",
+  )
+  if hasattr(experiment, "plot"):
+    params = jax.device_get(params)
+    experiment.plot(config, jax.tree.map(lambda a: a[0], params), workdir)
+
+
+def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint).
+
+  Returns:
+    The contents of `results.json`: the last and best validation metrics,
+    the step at which `config.target_accuracy` was first reached, and the
+    wall time.
+
+  Raises:
+    Interrupted: SIGTERM or SIGINT stopped the run (its state is saved).
+    FloatingPointError: a metric, the params or the optimiser state became
+      non-finite (nothing of it is saved).
+  """
+  workdir = _prepare_workdir(workdir)
+  main = jax.process_index() == 0
+  experiment = importlib.import_module(config.experiment)
+  tx = getattr(experiment, "make_optimizer", make_optimizer)(config)
+  steps_per_epoch = config.steps_per_epoch
+  num_steps = config.num_epochs * steps_per_epoch
+
+  seed_configs = _seed_configs(config)
+  mesh = data_mesh()
+  data_sharding = jax.NamedSharding(mesh, jax.P(None, "data"))
+  if config.data.batch_size % jax.device_count():
+    raise ValueError(
+      f"config.data.batch_size ({config.data.batch_size}) must be a "
+      f"multiple of the {jax.device_count()} devices."
+    )
+  init_state, train_step, eval_step = _compile_steps(
+    config,
+    experiment,
+    tx,
+    jnp.array([c.seed for c in seed_configs]),
+    jax.NamedSharding(mesh, jax.P()),
   )
 
   # Resume from the latest checkpoint that restores, if any.
@@ -605,18 +646,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
           if reached is None and record["val_accuracy"] >= target:
             reached = step
             note = f"  (target {100 * target:.0f}% reached)"
-          spread = (
-            f" ± {100 * record['val_accuracy_std']:.1f} "
-            f"({len(seed_configs)} seeds)"
-            if "val_accuracy_std" in record
-            else ""
-          )
-          _say(
-            f"epoch {epoch} step {step}: val_accuracy "
-            f"{100 * record['val_accuracy']:.1f}%{spread} val_loss "
-            f"{record['val_loss']:.4f} "
-            f"[{record['wall_time_s']:.0f} s]{note}"
-          )
+          _say(_epoch_line(record, len(seed_configs)) + note)
           if _stop_early(config, history):
             stopped = checkpoint = True
             rule = config.early_stop
@@ -659,15 +689,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     "config": config.to_dict(),
   }
   if main:
-    (workdir / "results.json").write_text(json.dumps(results, indent=2))
-    _plot(
-      history,
-      workdir / "val_accuracy.png",
-      f"{config.experiment} ({config.model.name})",
-    )
-    if hasattr(experiment, "plot"):
-      params = jax.device_get(state.params)
-      experiment.plot(config, jax.tree.map(lambda a: a[0], params), workdir)
+    _write_results(config, experiment, workdir, history, state.params, results)
   return results
 
 
