@@ -26,8 +26,8 @@ def _data(seed=0):
 
 
 def _model(name):
-  if name == "lstm":
-    cell = plstm.LSTM(H, peepholes=True)
+  if name in ("lstm", "plain"):
+    cell = plstm.LSTM(H, peepholes=name == "lstm")
   else:
     cell = plstm.PhasedLSTM(H, tau_range=(1.0, 6.0), r_on=0.3)
   return cell, cell.init(jax.random.key(1), I)
@@ -53,36 +53,72 @@ def _hoisted(*args, **kwargs):
   return plstm.scan(*args, hoist=True, **kwargs)
 
 
-@pytest.mark.parametrize(
-  "name, training", [("lstm", False), ("phased", True), ("phased", False)]
-)
-def test_unhoisted_equals_hoisted_values_and_gradients(name, training):
+def _assert_trees_close(a, b, **tolerances):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(x, y, **tolerances)
+
+
+def _matches_autodiff(name, training, mask):
+  """The unhoisted loop gives the values and the gradients (params, inputs,
+  initial carry) of the hoisted one."""
   cell, params = _model(name)
+  x, t, full_mask, carry = _data()
+  mask = full_mask if mask else None
+  timed = name == "phased"
+  argnums = (0, 1, 2, 4) if timed else (0, 1, 4)
+
+  def value_and_grad(run):
+    loss = _loss(run, cell, timed, training)
+    f = jax.jit(jax.value_and_grad(loss, argnums))
+    return f(params, x, t, mask, carry)
+
+  out = value_and_grad(_unhoisted)
+  ref = value_and_grad(_hoisted)
+  _assert_trees_close(out, ref, rtol=1e-4, atol=1e-5)
+  # Every gradient is far from zero, so a dropped term would show.
+  for g in jax.tree.leaves(out[1]):
+    assert float(jnp.max(jnp.abs(g))) > 1e-2
+
+
+@pytest.mark.parametrize("mask", [False, True])
+@pytest.mark.parametrize(
+  "name, training",
+  [("lstm", False), ("plain", False), ("phased", True), ("phased", False)],
+)
+def test_unhoisted_equals_hoisted_values_and_gradients(name, training, mask):
+  cell, params = _model(name)
+  x, t, full_mask, carry = _data()
+  m = full_mask if mask else None
+  inputs = (x, t) if name == "phased" else x
+  options = dict(mask=m, carry=carry, training=training)
+  out = jax.jit(lambda p: _unhoisted(cell, p, inputs, **options))(params)
+  ref = _hoisted(cell, params, inputs, **options)
+  _assert_trees_close(out, ref, rtol=1e-5, atol=1e-6)
+  _matches_autodiff(name, training, mask)
+
+
+@pytest.mark.parametrize("name", ["plain", "phased"])
+def test_unhoisted_under_vmap_over_params(name):
+  """Two param sets at once, as the driver vmaps over seeds."""
+  cell, _ = _model(name)
+  params = jax.vmap(lambda k: cell.init(k, I))(
+    jax.random.split(jax.random.key(4))
+  )
   x, t, mask, carry = _data()
   timed = name == "phased"
-  inputs = (x, t) if timed else x
-  for m in (None, mask):
-    out = jax.jit(
-      lambda p, m=m: _unhoisted(
-        cell, p, inputs, mask=m, carry=carry, training=training
-      )
-    )(params)
-    ref = _hoisted(cell, params, inputs, mask=m, carry=carry, training=training)
-    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref), strict=True):
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  args = (params, x, t, mask, carry)
-  argnums = (0, 1, 4)
-  grads = jax.jit(jax.grad(_loss(_unhoisted, cell, timed, training), argnums))(
-    *args
-  )
-  grads_ref = jax.jit(
-    jax.grad(_loss(_hoisted, cell, timed, training), argnums)
-  )(*args)
-  for a, b in zip(
-    jax.tree.leaves(grads), jax.tree.leaves(grads_ref), strict=True
-  ):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-  assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads)) > 0.1
+
+  def grads(run):
+    loss = _loss(run, cell, timed, True)
+    g = jax.grad(loss, argnums=(0, 1, 4))
+    return jax.jit(jax.vmap(g, in_axes=(0, None, None, None, None)))(
+      params, x, t, mask, carry
+    )
+
+  out = grads(_unhoisted)
+  _assert_trees_close(out, grads(_hoisted), rtol=1e-4, atol=1e-5)
+  # The two param sets get their own gradients.
+  w_h = out[0]["w_h"]
+  assert float(jnp.max(jnp.abs(w_h[0] - w_h[1]))) > 1e-2
 
 
 def test_unhoisted_runs_any_cell():
