@@ -76,10 +76,12 @@ class Timing(NamedTuple):
 
 
 class Runner(NamedTuple):
-  """What a benchmark times: `step()` runs one training step to the end."""
+  """What a benchmark times: `step()` runs one training step to the end;
+  `peak_bytes`, XLA's peak memory for it (JAX only)."""
 
   compile_s: float | None
   step: Callable[[], None]
+  peak_bytes: int | None = None
 
 
 def _torch():
@@ -133,7 +135,7 @@ def jax_runner(loss: Callable, params, batch, tx) -> Runner:
     state[:] = compiled(*state, batch)
     jax.block_until_ready(state)
 
-  return Runner(compile_s, step)
+  return Runner(compile_s, step, _peak_bytes(compiled))
 
 
 def jax_eval_runner(fn: Callable, *args) -> Runner:
@@ -173,8 +175,8 @@ def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(h[:, -1] @ params["w_out"] - y))
 
 
-def plstm_lstm(shape, hoist: bool | None = None) -> Runner:
-  """plstm.LSTM through plstm.scan."""
+def plstm_lstm(shape, **scan_options) -> Runner:
+  """plstm.LSTM through plstm.scan(..., **scan_options)."""
   b, t, i, h = shape
   cell = plstm.LSTM(h)
   params = {
@@ -185,7 +187,7 @@ def plstm_lstm(shape, hoist: bool | None = None) -> Runner:
 
   def loss(params, batch):
     x, y = batch
-    _, hs = plstm.scan(cell, params["cell"], x, hoist=hoist)
+    _, hs = plstm.scan(cell, params["cell"], x, **scan_options)
     return _mse_of_last(hs, params, y)
 
   return jax_runner(loss, params, (x, y), optax.adam(LR))
@@ -270,7 +272,7 @@ def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
       _lstm_timing(shape, args.repeats, args.steps),
       _time(
         f"plstm.LSTM (plstm.scan, hoist={other})",
-        functools.partial(plstm_lstm, shape, other),
+        functools.partial(plstm_lstm, shape, hoist=other),
         args,
       ),
       _time(
@@ -599,44 +601,6 @@ def _peak_bytes(compiled) -> int | None:
   )
 
 
-def long_runner(shape, chunk: int | None, run: bool) -> tuple[Runner, int]:
-  """LSTM training at long T: (runner, XLA's peak bytes); chunk None: no
-  remat. With `run` False the step is compiled but never run."""
-  b, t, i, h = shape
-  cell = plstm.LSTM(h)
-  params = {
-    "cell": cell.init(jax.random.key(0), i),
-    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
-  }
-  x, y = _regression_batch(b, t, i)
-  tx = optax.adam(LR)
-
-  def loss(params, batch):
-    x, y = batch
-    _, hs = plstm.scan(cell, params["cell"], x, remat_chunk=chunk)
-    return _mse_of_last(hs, params, y)
-
-  def train_step(params, opt_state, batch):
-    grads = jax.grad(loss)(params, batch)
-    # optax's Adam mixes its int32 count with floats (see plstm.train).
-    with jax.numpy_dtype_promotion("standard"):
-      updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-  state = [params, tx.init(params)]
-  start = time.perf_counter()
-  compiled = jax.jit(train_step).lower(*state, (x, y)).compile()
-  compile_s = time.perf_counter() - start
-
-  def step():
-    if not run:
-      raise RuntimeError("long_runner: compiled only")
-    state[:] = compiled(*state, (x, y))
-    jax.block_until_ready(state)
-
-  return Runner(compile_s, step), _peak_bytes(compiled)
-
-
 def bench_long(args) -> list[tuple[str, list[Timing]]]:
   """Without remat at a T that fits; with remat there and at 10x that T,
   where plain `plstm.scan` is compiled for its peak memory but not run."""
@@ -649,10 +613,10 @@ def bench_long(args) -> list[tuple[str, list[Timing]]]:
     root = max(d for d in range(1, math.isqrt(t) + 1) if t % d == 0)
     for chunk in (None, root):
       name = "plstm.scan" if chunk is None else f"remat_chunk={chunk}"
-      run = t == steps[0] or chunk is not None
-      runner, peak = long_runner((b, t, i, h), chunk, run)
+      runner = plstm_lstm((b, t, i, h), remat_chunk=chunk)
+      peak = runner.peak_bytes
       note = "" if peak is None else f"peak {peak / 2**20:.0f} MiB"
-      if run:
+      if t == steps[0] or chunk is not None:
         timing = _time(name, lambda r=runner: r, args)
         rows.append(timing._replace(note=note))
       else:
