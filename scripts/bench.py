@@ -171,6 +171,14 @@ def _regression_batch(b, t, i, seed=0):
   return x, y
 
 
+def _with_readout(cell, input_size: int) -> dict:
+  """The cell's params and a fixed linear readout [H, 1] of its last h."""
+  return {
+    "cell": cell.init(jax.random.key(0), input_size),
+    "w_out": jnp.full((cell.hidden_size, 1), 0.1, jnp.float32),
+  }
+
+
 def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(h[:, -1] @ params["w_out"] - y))
 
@@ -179,10 +187,7 @@ def plstm_lstm(shape, **scan_options) -> Runner:
   """plstm.LSTM through plstm.scan(..., **scan_options)."""
   b, t, i, h = shape
   cell = plstm.LSTM(h)
-  params = {
-    "cell": cell.init(jax.random.key(0), i),
-    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
-  }
+  params = _with_readout(cell, i)
   x, y = _regression_batch(b, t, i)
 
   def loss(params, batch):
@@ -309,10 +314,7 @@ def plstm_phased(shape) -> Runner:
   """plstm.PhasedLSTM through plstm.scan, training (the leak on)."""
   b, t, i, h = shape
   cell = plstm.PhasedLSTM(h)
-  params = {
-    "cell": cell.init(jax.random.key(0), i),
-    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
-  }
+  params = _with_readout(cell, i)
   x, y = _regression_batch(b, t, i)
 
   def loss(params, batch):
