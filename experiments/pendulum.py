@@ -46,6 +46,7 @@ Notes:
   normal kernel, zero bias).
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -209,26 +210,44 @@ def one_step(config, params: dict, x):
   return _next(params, x[:, :-1], h)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ClosedLoop:
+  """The stack fed its own forecasts, as a cell of `plstm.scan`.
+
+  Carry: (the layers' carries, the last forecast x [B, 4]). A step feeds x
+  to the stack and outputs the next forecast; its input is a [B, 0]
+  placeholder that only sets the number of steps.
+  """
+
+  cells: tuple
+
+  def project(self, params: dict, inputs):
+    return inputs
+
+  def step(self, params: dict, carry, inputs, *, training: bool = False):
+    del inputs
+    carries, x = carry
+    new_carries, y = [], x
+    for cell, p, c in zip(self.cells, params["rnn"], carries, strict=True):
+      c, y = cell.step(p, c, y, training=training)
+      new_carries.append(c)
+    x_next = _next(params, x, y)
+    return (tuple(new_carries), x_next), x_next
+
+  recur = step
+
+
 def forecast(config, params: dict, context, horizon: int):
   """Closed-loop forecast of the `horizon` states after `context` [B, C, 4].
 
   The network reads the context, then its own predictions: [B, horizon, 4].
   """
-  cells = _cells(config)
+  cells = tuple(_cells(config))
   carry, h = plstm.scan(cells, params["rnn"], context)
   first = _next(params, context[:, -1], h[:, -1])
-
-  def step(state, _):
-    carry, x = state
-    new_carry, y = [], x
-    for cell, p, c in zip(cells, params["rnn"], carry, strict=True):
-      c, y = cell.step(p, c, y)
-      new_carry.append(c)
-    x_next = _next(params, x, y)
-    return (tuple(new_carry), x_next), x_next
-
-  _, rest = jax.lax.scan(step, (carry, first), length=horizon - 1)
-  return jnp.concatenate([first[:, None], jnp.swapaxes(rest, 0, 1)], axis=1)
+  steps = jnp.zeros((context.shape[0], horizon - 1, 0), context.dtype)
+  _, rest = plstm.scan(_ClosedLoop(cells), params, steps, carry=(carry, first))
+  return jnp.concatenate([first[:, None], rest], axis=1)
 
 
 def constant_velocity(config, context, horizon: int):

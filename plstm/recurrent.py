@@ -57,9 +57,14 @@ def _loop(cell, params, inputs, mask, carry, training, unroll, hoist):
   run = cell.recur if hoist else cell.step
 
   def at(t):
-    return jax.tree.map(
-      lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), (xs, ms)
-    )
+    """Step t of the inputs and mask; zeros when T = 0 (never read then)."""
+
+    def index(a):
+      if a.shape[0] == 0:
+        return jnp.zeros(a.shape[1:], a.dtype)
+      return jax.lax.dynamic_index_in_dim(a, t, keepdims=False)
+
+    return jax.tree.map(index, (xs, ms))
 
   def body(state, _):
     carry, (x, m), t = state

@@ -136,6 +136,28 @@ def test_forecast_starts_as_one_step_and_is_causal():
   )
 
 
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_forecast_feeds_back_each_prediction(horizon):
+  """Against a Python loop that steps the stack on its last forecast."""
+  config, params, batch = _setup()
+  context = batch["x"][:, :-horizon]
+  cells = pendulum._cells(config)
+  carries = [c.initial_carry(context.shape[0]) for c in cells]
+  x, expected = None, []
+  for t in range(context.shape[1] + horizon - 1):
+    x_in = context[:, t] if t < context.shape[1] else x
+    y = x_in
+    for i, (cell, p) in enumerate(zip(cells, params["rnn"], strict=True)):
+      carries[i], y = cell.step(p, carries[i], y)
+    x = pendulum._next(params, x_in, y)
+    if t >= context.shape[1] - 1:
+      expected.append(x)
+  predicted = pendulum.forecast(config, params, context, horizon)
+  np.testing.assert_allclose(
+    predicted, np.stack(expected, axis=1), rtol=1e-5, atol=1e-5
+  )
+
+
 def test_zero_head_predicts_no_change():
   """With W = 0, b = 0 the forecast is x_t: the loss is mean (dx)^2."""
   config, params, batch = _setup()

@@ -200,6 +200,18 @@ def test_stack_starts_from_the_given_carries():
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("hoist", [False, True])
+def test_zero_steps_give_the_initial_carry_and_no_outputs(hoist):
+  cell, params, _ = _model("phased")
+  x, t = _data()
+  carry0 = plstm.LSTMState(*(jnp.full((B, H_PHASED), v) for v in (0.5, -0.5)))
+  carry, y = plstm.scan(
+    cell, params, (x[:, :0], t[:, :0]), carry=carry0, hoist=hoist
+  )
+  _assert_trees_close(carry, carry0)
+  assert y.shape == (B, 0, H_PHASED)
+
+
 def test_unroll_does_not_change_the_result():
   cell, params, _ = _model("phased")
   x, t = _data()
