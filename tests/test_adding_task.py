@@ -1,10 +1,5 @@
 """The adding problem (experiments/adding_task.py)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,26 +122,3 @@ def test_bad_seq_len_and_model_are_reported():
   config.model.name = "bn_lstm"
   with pytest.raises(ValueError, match="config.model.name"):
     adding.init_params(config, jax.random.key(0))
-
-
-def test_cli_reports_a_bad_seq_len_in_one_line(tmp_path):
-  run = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "plstm.train",
-      "--config=configs/adding_task.py:smoke",
-      "--config.data.seq_len=0",
-      f"--workdir={tmp_path}",
-    ],
-    cwd=Path(__file__).parent.parent,
-    capture_output=True,
-    text=True,
-    env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    timeout=120,
-  )
-  assert run.returncode == 1
-  assert run.stderr.strip().splitlines() == [
-    "plstm.train: error: config.data.seq_len must be at least 2 (a marker "
-    "in each half), got 0."
-  ]

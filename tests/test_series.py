@@ -1,10 +1,5 @@
 """Series forecasting with online SGD (experiments/series.py)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -169,27 +164,3 @@ def test_too_short_a_series_is_reported(tmp_path):
   config = _csv_config(tmp_path, np.arange(20.0))
   with pytest.raises(ValueError, match="config.data: a series of 20 values"):
     series.init_params(config, jax.random.key(0))
-
-
-def test_cli_reports_a_missing_csv_in_one_line(tmp_path):
-  run = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "plstm.train",
-      "--config=configs/series.py:smoke",
-      "--config.data.csv=/nope.csv",
-      f"--workdir={tmp_path}",
-    ],
-    cwd=Path(__file__).parent.parent,
-    capture_output=True,
-    text=True,
-    env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    timeout=120,
-  )
-  assert run.returncode == 1
-  assert run.stderr.strip().splitlines() == [
-    "plstm.train: error: config.data.csv: no file '/nope.csv'; pass "
-    "--config.data.csv=PATH to a CSV file, or --config.data.csv='' for the "
-    "synthetic series."
-  ]

@@ -211,15 +211,26 @@ def _cli(*args, workdir):
 
 
 @pytest.mark.parametrize(
-  "args,message",
+  "config,args,message",
   [
-    (["--config.modle.hidden=3"], "unknown config key 'modle'"),
-    (["--config.model.r_on=-0.5"], "r_on must be in (0, 1]"),
-    (["--config.model.hidden=abc"], "--config.model.hidden=abc"),
+    ("freq_task", ["--config.modle.hidden=3"], "unknown config key 'modle'"),
+    ("freq_task", ["--config.model.r_on=-0.5"], "r_on must be in (0, 1]"),
+    ("freq_task", ["--config.model.hidden=abc"], "--config.model.hidden=abc"),
+    (
+      "adding_task",
+      ["--config.data.seq_len=0"],
+      "config.data.seq_len must be at least 2 (a marker in each half), got 0.",
+    ),
+    (
+      "series",
+      ["--config.data.csv=/nope.csv"],
+      "config.data.csv: no file '/nope.csv'; pass --config.data.csv=PATH to "
+      "a CSV file, or --config.data.csv='' for the synthetic series.",
+    ),
   ],
 )
-def test_cli_reports_bad_input_in_one_line(args, message, tmp_path):
-  run = _cli("--config=configs/freq_task.py:smoke", *args, workdir=tmp_path)
+def test_cli_reports_bad_input_in_one_line(config, args, message, tmp_path):
+  run = _cli(f"--config=configs/{config}.py:smoke", *args, workdir=tmp_path)
   assert run.returncode == 1
   lines = run.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("plstm.train: error: ")
