@@ -13,16 +13,19 @@ A step is a full training step: forward, backward and the optimiser's update
 (Adam, lr 1e-3; the LSNN rows use the sMNIST experiment's own Adam and
 DEEP R). JAX steps are compiled first (the compile time is its own column);
 every implementation then takes one warm-up step and `--repeats` timings of
-`--steps` steps each, and the table shows the median. `vs` divides the
-seconds per step of each row by those of its group's first row in the same
-run, so `vs` > 1 means the first row is that much faster.
+`--steps` steps each, and the table shows the median. The timings of a
+block's rows are interleaved (every row's first, then every row's second,
+...), so a slow spell on a shared machine falls on all of them alike. `vs`
+divides the seconds per step of each row by those of its block's first row,
+so `vs` > 1 means the first row is that much faster.
 
 Groups (B batch, T time, I inputs, H hidden units):
   lstm: plstm.LSTM through plstm.scan, in its default loop and in the other
     one (`hoist`), flax.linen.RNN(OptimizedLSTMCell), torch.nn.LSTM, on a GPU
     jax.experimental.rnn (cuDNN); loss: MSE of a linear readout of the last h.
-  plstm: plstm.PhasedLSTM (training, leak on) against plstm.LSTM at the
-    same shape (the time gate's overhead) and a plain PyTorch Phased LSTM.
+  plstm: plstm.PhasedLSTM (training, leak on, peepholes as in the paper)
+    against plstm.LSTM at the same shape without and with peepholes (the
+    latter alone differs by the time gate) and a plain PyTorch Phased LSTM.
   snn: the sMNIST LSNN (`experiments/smnist_lsnn.py`, 120 LIF + 100 ALIF,
     n_delay 10, n_refractory 5, B 256, T 840, 80 inputs), with and without
     DEEP R, without delays and refractoriness, and snnTorch's RLeaky.
@@ -98,16 +101,41 @@ def _torch_device(torch) -> str:
   return "cuda" if gpu else "cpu"
 
 
-def _time(name: str, make: Callable[[], Runner], args) -> Timing:
-  runner = make()
-  runner.step()  # warm-up
-  per_step = []
+class Job(NamedTuple):
+  """A row to time: `make()` builds its runner (compiling a JAX step)."""
+
+  name: str
+  make: Callable[[], Runner]
+  note: str = ""
+
+
+def _time_block(rows: Sequence[Job | Timing], args) -> list[Timing]:
+  """Times a block's jobs with their repeats interleaved (each job's first
+  timing, then each job's second, ...), so that a slow spell of a shared
+  machine falls on every row of the block alike; other rows pass through."""
+  runners = {}
+  for index, row in enumerate(rows):
+    if isinstance(row, Job):
+      runners[index] = row.make()
+      runners[index].step()  # warm-up
+  per_step = {index: [] for index in runners}
   for _ in range(args.repeats):
-    start = time.perf_counter()
-    for _ in range(args.steps):
-      runner.step()
-    per_step.append((time.perf_counter() - start) / args.steps)
-  return Timing(name, runner.compile_s, statistics.median(per_step))
+    for index, runner in runners.items():
+      start = time.perf_counter()
+      for _ in range(args.steps):
+        runner.step()
+      per_step[index].append((time.perf_counter() - start) / args.steps)
+  return [
+    Timing(
+      row.name,
+      runners[index].compile_s,
+      statistics.median(per_step[index]),
+      row.note,
+    )
+    if index in runners
+    else row
+    for index, row in enumerate(rows)
+  ]
 
 
 def _skip(name: str, note: str) -> Timing:
@@ -183,10 +211,10 @@ def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(h[:, -1] @ params["w_out"] - y))
 
 
-def plstm_lstm(shape, **scan_options) -> Runner:
+def plstm_lstm(shape, peepholes: bool = False, **scan_options) -> Runner:
   """plstm.LSTM through plstm.scan(..., **scan_options)."""
   b, t, i, h = shape
-  cell = plstm.LSTM(h)
+  cell = plstm.LSTM(h, peepholes=peepholes)
   params = _with_readout(cell, i)
   x, y = _regression_batch(b, t, i)
 
@@ -257,16 +285,6 @@ def torch_lstm(torch, shape) -> Runner:
   return torch_runner(torch, model, loss)
 
 
-@functools.cache
-def _lstm_timing(shape, repeats: int, steps: int) -> Timing:
-  """plstm.LSTM through plstm.scan, timed once for both groups."""
-  return _time(
-    "plstm.LSTM (plstm.scan)",
-    functools.partial(plstm_lstm, shape),
-    argparse.Namespace(repeats=repeats, steps=steps),
-  )
-
-
 def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
   torch = _torch()
   tables = []
@@ -274,31 +292,24 @@ def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
     # The loop plstm.scan does not choose here (see its `hoist`).
     other = jax.default_backend() == "cpu"
     rows = [
-      _lstm_timing(shape, args.repeats, args.steps),
-      _time(
+      Job("plstm.LSTM (plstm.scan)", functools.partial(plstm_lstm, shape)),
+      Job(
         f"plstm.LSTM (plstm.scan, hoist={other})",
         functools.partial(plstm_lstm, shape, hoist=other),
-        args,
       ),
-      _time(
-        "flax RNN(OptimizedLSTMCell)",
-        functools.partial(flax_lstm, shape),
-        args,
-      ),
+      Job("flax RNN(OptimizedLSTMCell)", functools.partial(flax_lstm, shape)),
     ]
     name = "torch.nn.LSTM"
     if torch is None:
       rows.append(_skip(name, "not installed"))
     else:
-      rows.append(
-        _time(name, functools.partial(torch_lstm, torch, shape), args)
-      )
+      rows.append(Job(name, functools.partial(torch_lstm, torch, shape)))
     name = "jax.experimental.rnn (cuDNN)"
     if jax.default_backend() == "gpu":
-      rows.append(_time(name, functools.partial(cudnn_lstm, shape), args))
+      rows.append(Job(name, functools.partial(cudnn_lstm, shape)))
     else:
       rows.append(_skip(name, "GPU only"))
-    tables.append((_shape_label(shape), rows))
+    tables.append((_shape_label(shape), _time_block(rows, args)))
   return tables
 
 
@@ -413,21 +424,21 @@ def bench_phased(args) -> list[tuple[str, list[Timing]]]:
   tables = []
   for shape in _shapes(args, LSTM_SHAPES):
     rows = [
-      _time(
-        "plstm.PhasedLSTM (plstm.scan)",
-        functools.partial(plstm_phased, shape),
-        args,
+      Job(
+        "plstm.PhasedLSTM (plstm.scan)", functools.partial(plstm_phased, shape)
       ),
-      _lstm_timing(shape, args.repeats, args.steps),
+      Job("plstm.LSTM (plstm.scan)", functools.partial(plstm_lstm, shape)),
+      Job(
+        "plstm.LSTM, peepholes (plstm.scan)",
+        functools.partial(plstm_lstm, shape, peepholes=True),
+      ),
     ]
     name = "PyTorch Phased LSTM (loop)"
     if torch is None:
       rows.append(_skip(name, "not installed"))
     else:
-      rows.append(
-        _time(name, functools.partial(torch_phased, torch, shape), args)
-      )
-    tables.append((_shape_label(shape), rows))
+      rows.append(Job(name, functools.partial(torch_phased, torch, shape)))
+    tables.append((_shape_label(shape), _time_block(rows, args)))
   return tables
 
 
@@ -534,9 +545,7 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
   rows = []
   for name, changes in variants.items():
     config = lsnn_config(args.quick, **changes)
-    rows.append(
-      _time(name, functools.partial(plstm_lsnn, config, pixels), args)
-    )
+    rows.append(Job(name, functools.partial(plstm_lsnn, config, pixels)))
   name = "snnTorch RLeaky, Adam"
   torch = _torch()
   try:
@@ -546,14 +555,14 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
   if torch is None:
     rows.append(_skip(name, "not installed"))
   else:
-    rows.append(_time(name, lambda: snntorch_lsnn(torch, full, pixels), args))
+    rows.append(Job(name, lambda: snntorch_lsnn(torch, full, pixels)))
   m = full.model
   t = pixels + full.data.cue_steps
   label = (
     f"B {full.data.batch_size}, T {t}, I {m.n_in}, "
     f"R {m.n_regular + m.n_adaptive}"
   )
-  return [(label, rows)]
+  return [(label, _time_block(rows, args))]
 
 
 # Sparse inference -----------------------------------------------------------
@@ -575,18 +584,15 @@ def bench_sparse(args) -> list[tuple[str, list[Timing]]]:
 
   open_mean = float(np.mean(np.sum(units < h, axis=1)))
   rows = [
-    _time(
+    Job(
       "plstm.sparse.scan",
       lambda: jax_eval_runner(sparse_eval, params, x, times, units),
-      args,
-    )._replace(note=f"M = {units.shape[1]}, mean open {open_mean:.1f}"),
-    _time(
-      "plstm.scan (dense)",
-      lambda: jax_eval_runner(dense, params, x, times),
-      args,
+      f"M = {units.shape[1]}, mean open {open_mean:.1f}",
     ),
+    Job("plstm.scan (dense)", lambda: jax_eval_runner(dense, params, x, times)),
   ]
-  return [(f"{_shape_label((b, t, i, h))}, r_on 0.05, eval", rows)]
+  label = f"{_shape_label((b, t, i, h))}, r_on 0.05, eval"
+  return [(label, _time_block(rows, args))]
 
 
 # Long sequences -------------------------------------------------------------
@@ -619,11 +625,10 @@ def bench_long(args) -> list[tuple[str, list[Timing]]]:
       peak = runner.peak_bytes
       note = "" if peak is None else f"peak {peak / 2**20:.0f} MiB"
       if t == steps[0] or chunk is not None:
-        timing = _time(name, lambda r=runner: r, args)
-        rows.append(timing._replace(note=note))
+        rows.append(Job(name, lambda r=runner: r, note))
       else:
         rows.append(Timing(name, runner.compile_s, None, note + ", not run"))
-    tables.append((_shape_label((b, t, i, h)), rows))
+    tables.append((_shape_label((b, t, i, h)), _time_block(rows, args)))
   return tables
 
 

@@ -44,6 +44,28 @@ def test_table_divides_each_row_by_its_blocks_first():
   assert gpu[1:] == ["gpu peer", "-", "-", "-", "-", "GPU only"]
 
 
+def test_time_block_interleaves_the_rows_repeats():
+  calls = []
+
+  def make(name):
+    return lambda: bench.Runner(0.5, lambda: calls.append(name))
+
+  skipped = bench.Timing("peer", None, None, "not installed")
+  rows = [
+    bench.Job("a", make("a"), "note a"),
+    skipped,
+    bench.Job("b", make("b")),
+  ]
+  args = bench.parse(["--repeats=3", "--steps=2"])
+  timings = bench._time_block(rows, args)
+  # One warm-up step each, then 3 rounds of 2 steps of a, then of b.
+  assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+  assert [t.name for t in timings] == ["a", "peer", "b"]
+  assert timings[1] is skipped
+  assert timings[0].compile_s == 0.5 and timings[0].note == "note a"
+  assert timings[0].step_s >= 0 and timings[2].step_s >= 0
+
+
 def test_parse_rejects_unknown_groups():
   assert bench.parse(["--quick"]).repeats == 1
   assert bench.parse([]).only == list(bench.GROUPS)
@@ -75,6 +97,7 @@ def test_quick_run_without_torch(monkeypatch, capsys):
     "plstm.LSTM (plstm.scan, hoist=True)",
     "flax RNN(OptimizedLSTMCell)",
     "plstm.PhasedLSTM (plstm.scan)",
+    "plstm.LSTM, peepholes (plstm.scan)",
     "plstm LSNN, Adam (no rewiring)",
     "plstm.sparse.scan",
     "plstm.scan (dense)",
