@@ -159,7 +159,7 @@ def scan(
     hoist: whether `cell.project` runs on the whole sequence before the
       loop (one large matrix product for the LSTMs' inputs) or inside each
       step, which is then rematerialised in the backward pass. None: hoisted
-      except on CPU, where the unhoisted loop trains 1.45-3.7x faster for
+      except on CPU, where the unhoisted loop trains 1.3-3.7x faster for
       the LSTM and Phased LSTM at I = 1 and I = 64 (README, Speed). The
       results are the same to float tolerance.
     remat_chunk: train long sequences in less memory: the T steps run as
