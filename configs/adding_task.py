@@ -38,15 +38,15 @@ import math
 
 import ml_collections
 
-from plstm import train_config
+from configs import common
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (T = 100, CPU), `paper` (T = 1000) or `smoke` (seconds)."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.adding_task")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.adding_task")
 
-  config.model = train_config.phased_lstm_model(
+  config.model = common.phased_lstm_model(
     name="plstm",  # plstm | lstm
     hidden=64,  # 128 in the paper variant
     tau_range=(math.e, math.e**6),  # tau ~ exp(U(1, 6))
@@ -58,11 +58,11 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.batch_size = 64
   config.data.eval_size = 1024  # fresh each epoch
 
-  config.optimizer = train_config.adam(learning_rate=1e-3, clip_norm=10.0)
+  config.optimizer = common.adam(learning_rate=1e-3, clip_norm=10.0)
 
   config.steps_per_epoch = 200
   config.num_epochs = 30
-  config.target_accuracy = 0.8
+  config.target = 0.8
   config.log_every = 50
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
@@ -76,5 +76,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.seq_len = 10
     config.data.batch_size = 8
     config.data.eval_size = 16
-    train_config.smoke(config)
+    common.smoke(config)
   return config

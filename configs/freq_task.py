@@ -30,15 +30,15 @@ import math
 
 import ml_collections
 
-from plstm import train_config
+from configs import common
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (CPU, the default), `paper` (70 epochs) or `smoke` (seconds)."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.freq_task")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.freq_task")
 
-  config.model = train_config.phased_lstm_model(
+  config.model = common.phased_lstm_model(
     name="plstm",  # plstm | lstm | bn_lstm
     hidden=110,
     tau_range=(math.e, math.e**3),  # tau ~ exp(U(1, 3))
@@ -51,11 +51,11 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.eval_size = 500  # fresh each epoch: ceil(500 / 32) batches
 
   # Global-norm clip; the official code clips backprop messages at +-10.
-  config.optimizer = train_config.adam(learning_rate=1e-3, clip_norm=10.0)
+  config.optimizer = common.adam(learning_rate=1e-3, clip_norm=10.0)
 
   config.steps_per_epoch = 157  # ceil(5000 / 32) fresh batches
   config.num_epochs = 30
-  config.target_accuracy = 0.95
+  config.target = 0.95
   config.log_every = 50
   config.checkpoint_every = 157 * 5
   config.keep_checkpoints = 3
@@ -66,7 +66,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.model.hidden = 8
     config.data.batch_size = 8
     config.data.eval_size = 16
-    train_config.smoke(config)
+    common.smoke(config)
   return config
 
 

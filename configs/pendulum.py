@@ -30,13 +30,14 @@ Smoke (seconds; run by the tests):
 
 import ml_collections
 
-from plstm import optimizers, train_config
+from configs import common
+from plstm import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (the default), `paper` (AdaDelta) or `smoke` (seconds)."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.pendulum")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.pendulum")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm"
@@ -63,7 +64,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.steps_per_epoch = 200
   config.num_epochs = 40
-  config.target_accuracy = 0.9
+  config.target = 0.9
   config.log_every = 50
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
@@ -77,5 +78,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.horizon = 4
     config.data.substeps = 2
     config.data.eval_size = 16
-    train_config.smoke(config)
+    common.smoke(config)
   return config

@@ -29,13 +29,14 @@ Smoke (seconds; run by the tests):
 
 import ml_collections
 
-from plstm import optimizers, train_config
+from configs import common
+from plstm import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (the default), `paper` (online SGD) or `smoke` (seconds)."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.series")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.series")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm"
@@ -62,7 +63,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.steps_per_epoch = 250
   config.num_epochs = 80
-  config.target_accuracy = 0.5
+  config.target = 0.5
   config.log_every = 50
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
@@ -81,5 +82,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.window = 5
     config.data.batch_size = 4
     config.data.eval_batch_size = 8
-    train_config.smoke(config)
+    common.smoke(config)
   return config

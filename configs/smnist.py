@@ -44,13 +44,13 @@ import math
 
 import ml_collections
 
-from plstm import train_config
+from configs import common
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (CPU, the default), `paper` (the original) or `smoke`."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.smnist")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.smnist")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "plstm"  # plstm | lstm
@@ -70,11 +70,11 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.eval_size = 2048  # a fixed random subset; 0 for all 10,000
 
   # The original does not clip.
-  config.optimizer = train_config.adam(learning_rate=1e-3, clip_norm=0.0)
+  config.optimizer = common.adam(learning_rate=1e-3, clip_norm=0.0)
 
   config.steps_per_epoch = 200  # an evaluation every 200 steps
   config.num_epochs = 10
-  config.target_accuracy = 0.85
+  config.target = 0.85
   config.log_every = 20
   config.checkpoint_every = 200
   config.keep_checkpoints = 2
@@ -88,5 +88,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.synthetic = True
     config.data.batch_size = 8
     config.data.eval_size = 12  # not a whole batch: exercises the padding
-    train_config.smoke(config)
+    common.smoke(config)
   return config

@@ -28,13 +28,13 @@ the synthetic digits for 4 steps.
 
 import ml_collections
 
-from plstm import train_config
+from configs import common
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (CPU, the default), `paper` (the original) or `smoke`."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.smnist_lsnn")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.smnist_lsnn")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lsnn"
@@ -74,7 +74,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.steps_per_epoch = 50  # an evaluation every 50 steps
   config.num_epochs = 6
-  config.target_accuracy = 0.6
+  config.target = 0.6
   config.log_every = 10
   config.checkpoint_every = 50
   config.keep_checkpoints = 2
@@ -83,7 +83,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.eval_size = 0
     config.steps_per_epoch = 400
     config.num_epochs = 90  # 36,000 steps
-    config.target_accuracy = 0.96
+    config.target = 0.96
     config.log_every = 100
     config.checkpoint_every = 400
   elif arg == "smoke":
@@ -96,5 +96,5 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.synthetic = True
     config.data.batch_size = 8
     config.data.eval_size = 12  # not a whole batch: exercises the padding
-    train_config.smoke(config, steps_per_epoch=2, checkpoint_every=2)
+    common.smoke(config, steps_per_epoch=2, checkpoint_every=2)
   return config

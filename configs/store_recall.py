@@ -24,13 +24,13 @@ network on 3 slots of 20 ms.
 
 import ml_collections
 
-from plstm import train_config
+from configs import common
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   """`small` (the default), `paper` (the original) or `smoke`."""
-  train_config.check_variant(__file__, arg)
-  config = train_config.base("experiments.store_recall")
+  common.check_variant(__file__, arg)
+  config = common.base("experiments.store_recall")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "lsnn"
@@ -77,7 +77,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.steps_per_epoch = 1  # a validation batch every step
   config.num_epochs = 400
-  config.target_accuracy = 0.95
+  config.target = 0.95
   config.log_every = 20
   config.checkpoint_every = 20
   config.keep_checkpoints = 2
@@ -94,7 +94,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
     config.data.seq_delay = 1
     config.data.slot_ms = 20
     config.early_stop.window = 2
-    train_config.smoke(
+    common.smoke(
       config, steps_per_epoch=1, num_epochs=4, log_every=1, checkpoint_every=2
     )
   return config

@@ -29,12 +29,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-import optax
-
 import plstm
+from experiments.common import models
 
 CONDITIONS = {"async": None, "regular": 1.0, "highres": 0.1}
-MODELS = ("plstm", "lstm", "bn_lstm")
 MAX_DURATION = 125.0
 SPECIAL_PERIOD = (5.0, 6.0)
 
@@ -88,134 +86,28 @@ def sample(key: jax.Array, batch_size: int, condition: str) -> dict:
   }
 
 
-def train_key(config, step: int) -> jax.Array:
-  """The key of training batch `step`: data are a function of (seed, step)."""
-  return jax.random.fold_in(jax.random.key(config.seed), step)
-
-
-def eval_keys(config, epoch: int) -> jax.Array:
-  """Keys of the fresh validation batches of `epoch`, one per batch:
-  ceil(eval_size / batch_size) of them."""
-  key = jax.random.fold_in(jax.random.key(config.seed + 1), epoch)
-  return jax.random.split(
-    key, math.ceil(config.data.eval_size / config.data.batch_size)
-  )
-
-
-def train_batch(config, step: int) -> dict:
-  """The training batch of `step`, a pure function of (seed, step)."""
-  return sample(
-    train_key(config, step), config.data.batch_size, config.data.condition
-  )
-
-
-def eval_batches(config, epoch: int) -> list[dict]:
-  """Fresh validation batches for `epoch`."""
-  return [
-    sample(k, config.data.batch_size, config.data.condition)
-    for k in eval_keys(config, epoch)
-  ]
-
-
-def make_cell(config):
-  """The recurrent cell of `config.model`."""
-  m = config.model
-  if m.name not in MODELS:
-    raise ValueError(
-      f"config.model.name must be one of {MODELS}, got {m.name!r}."
-    )
-  if m.name == "plstm":
-    return plstm.PhasedLSTM(
-      m.hidden,
-      peepholes=m.peepholes,
-      alpha=m.alpha,
-      r_on=m.r_on,
-      train_r_on=m.train_r_on,
-      tau_range=tuple(m.tau_range),
-      shift_range=tuple(m.shift_range),
-    )
-  normal = jax.nn.initializers.normal(0.1)
-  # Lasagne's LSTMLayer as the official baselines set it up.
-  return plstm.LSTM(
-    m.hidden,
-    peepholes=m.peepholes,
-    forget_bias=0.0,
-    input_bias=-0.1,
-    kernel_init=normal,
-    recurrent_kernel_init=normal,
-  )
-
-
-def init_params(config, key: jax.Array) -> dict:
-  """The classifier's params, after checking `config.data.condition`."""
-  if config.data.condition not in CONDITIONS:
+def make_task(config) -> plstm.task.Task:
+  """Task 1 of `config`: fresh batches of `config.data.condition`, the
+  classifier of `config.model`."""
+  d = config.data
+  if d.condition not in CONDITIONS:
     raise ValueError(
       f"config.data.condition must be one of {tuple(CONDITIONS)}, got "
-      f"{config.data.condition!r}."
+      f"{d.condition!r}."
     )
-  return init_classifier(config, key)
+  cell = models.make_cell(config.model)
+  n_eval = math.ceil(d.eval_size / d.batch_size)
 
+  def train_batch(key, step):
+    return sample(jax.random.fold_in(key, step), d.batch_size, d.condition)
 
-def init_classifier(config, key: jax.Array) -> dict:
-  """Params {"rnn", "head"} (+ "bn" for bn_lstm) of the classifier."""
-  cell = make_cell(config)
-  timed = config.model.name == "plstm"
-  input_size = 1 if timed else 2
-  k_rnn, k_head = jax.random.split(key)
-  params = {
-    "rnn": cell.init(k_rnn, input_size),
-    "head": {
-      "w": jax.nn.initializers.glorot_uniform()(
-        k_head, (config.model.hidden, 2), jnp.float32
-      ),
-      "b": jnp.zeros((2,), jnp.float32),
-    },
-  }
-  if config.model.name == "bn_lstm":
-    params["bn"] = {
-      "scale": jnp.ones((input_size,), jnp.float32),
-      "bias": jnp.zeros((input_size,), jnp.float32),
-    }
-  return params
+  def eval_batches(key, epoch):
+    keys = jax.random.split(jax.random.fold_in(key, epoch), n_eval)
+    return [sample(k, d.batch_size, d.condition) for k in keys]
 
-
-def batch_norm(
-  params: dict, x: jax.Array, mask: jax.Array, eps: float = 1e-4
-) -> jax.Array:
-  """Normalises each feature of x [B, T, I] over the real steps of B and T."""
-  w = mask[..., None].astype(x.dtype)
-  count = jnp.sum(w, axis=(0, 1))
-  mean = jnp.sum(w * x, axis=(0, 1)) / count
-  var = jnp.sum(w * (x - mean) ** 2, axis=(0, 1)) / count
-  return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params[
-    "bias"
-  ]
-
-
-def logits_fn(config, params: dict, batch: dict, *, training: bool):
-  """Class scores [B, 2] from the last step of the recurrent layer."""
-  cell = make_cell(config)
-  if config.model.name == "plstm":
-    inputs = (batch["x"], batch["t"])
-  else:
-    inputs = jnp.concatenate([batch["x"], batch["t"][..., None]], axis=-1)
-    if config.model.name == "bn_lstm":
-      inputs = batch_norm(params["bn"], inputs, batch["mask"])
-  _, h = plstm.scan(
-    cell, params["rnn"], inputs, mask=batch["mask"], training=training
+  return plstm.task.Task(
+    init=lambda key, _: models.init_classifier(config.model, cell, key, 1, 2),
+    loss=functools.partial(models.classifier_loss, config.model, cell),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
   )
-  head = params["head"]
-  return jax.nn.leaky_relu(h[:, -1] @ head["w"] + head["b"], 0.01)
-
-
-def loss_fn(
-  config, params: dict, batch: dict, rng: jax.Array, *, training: bool
-):
-  """Mean cross-entropy and {"loss", "accuracy"} for one batch."""
-  del rng  # The models here draw no randomness.
-  logits = logits_fn(config, params, batch, training=training)
-  loss = optax.softmax_cross_entropy_with_integer_labels(
-    logits, batch["label"]
-  ).mean()
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
-  return loss, {"loss": loss, "accuracy": accuracy}

@@ -64,7 +64,8 @@ import numpy as np
 import optax
 
 import plstm
-from experiments import events, freq_task, mnist_data
+from experiments.common import events, mnist_data
+from experiments import freq_task
 
 MODELS = ("plstm", "lstm")
 SOURCES = ("mnist", "nmnist", "synthetic")

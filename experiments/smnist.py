@@ -45,7 +45,7 @@ import numpy as np
 import optax
 
 import plstm
-from experiments import mnist_data
+from experiments.common import mnist_data
 
 SEQ_LEN = 784
 MODELS = ("plstm", "lstm")

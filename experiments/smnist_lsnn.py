@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import lsnn, lsnn_data, lsnn_plots, smnist
+from experiments.common import lsnn, lsnn_data, lsnn_plots
+from experiments import smnist
 
 N_CLASSES = 10
 BIN = 28  # ms: the readout is averaged over the last BIN steps

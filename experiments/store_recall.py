@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import lsnn, lsnn_data, lsnn_plots
+from experiments.common import lsnn, lsnn_data, lsnn_plots
 
 N_CLASSES = 2
 

@@ -11,7 +11,7 @@ Notation, used in every docstring: B batch (any leading shape for a single
 step), T time, I input features, H hidden units.
 """
 
-from plstm import dropout, losses, nn, optimizers
+from plstm import dropout, losses, nn, optimizers, task
 from plstm.deep_r import DeepRState, deep_r
 from plstm.lsnn import (
   ALIF,
@@ -51,6 +51,7 @@ __all__ = [
   "optimizers",
   "scan",
   "spike_function",
+  "task",
   "time_gate",
   "weight_sampler",
 ]

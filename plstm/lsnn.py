@@ -205,16 +205,18 @@ class ALIF:
       rng_rec.integers(self.n_delay, size=(r, r)),
     )
 
-  def initial_carry(self, batch_size: int | tuple[int, ...]) -> LSNNState:
-    """Float32 zeros, as the original's `zero_state`."""
+  def initial_carry(
+    self, batch_size: int | tuple[int, ...], dtype=jnp.float32
+  ) -> LSNNState:
+    """Zeros, as the original's `zero_state`."""
     shape = (*batch_shape(batch_size), self.n_rec)
-    zeros = jnp.zeros(shape, jnp.float32)
+    zeros = jnp.zeros(shape, dtype)
     return LSNNState(
       z=zeros,
       v=zeros,
       b=zeros,
-      i_future=jnp.zeros((*shape, self.n_delay), jnp.float32),
-      z_buffer=jnp.zeros((*shape, self.n_refractory), jnp.float32),
+      i_future=jnp.zeros((*shape, self.n_delay), dtype),
+      z_buffer=jnp.zeros((*shape, self.n_refractory), dtype),
     )
 
   def project(self, params: Params, x: Array) -> Array:

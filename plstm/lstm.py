@@ -4,7 +4,7 @@ Shapes: B is any leading batch shape, I inputs, H hidden units.
 """
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +63,8 @@ class LSTM:
     (LeCun normal input kernel, orthogonal recurrent kernel).
   """
 
+  timed: ClassVar[bool] = False  # consumes x alone, no timestamps
+
   hidden_size: int
   peepholes: bool = False
   forget_bias: float = 1.0
@@ -99,9 +101,11 @@ class LSTM:
         params[name] = self.peephole_init(k, (h,), jnp.float32)
     return params
 
-  def initial_carry(self, batch_size: int | tuple[int, ...]) -> LSTMState:
-    """Float32 zeros of shape [*batch_size, H] for c and h."""
-    zeros = jnp.zeros((*batch_shape(batch_size), self.hidden_size), jnp.float32)
+  def initial_carry(
+    self, batch_size: int | tuple[int, ...], dtype=jnp.float32
+  ) -> LSTMState:
+    """Zeros of shape [*batch_size, H] for c and h."""
+    zeros = jnp.zeros((*batch_shape(batch_size), self.hidden_size), dtype)
     return LSTMState(c=zeros, h=zeros)
 
   def project(self, params: Params, x: Array) -> Array:

@@ -8,9 +8,10 @@ model and the pure functions unchanged.
   `LinenRNN`, `NNXRNN`: a whole sequence through `plstm.scan`, which also takes
     `(x, t)` inputs and left-padded masks (`*.RNN` take neither).
 
-Timestamps: a timed cell (`plstm.PhasedLSTM`) takes inputs `(x, t)`, or one
-array [..., I + 1] whose last channel is t; the latter is how it runs inside
-`*.RNN`, which take a single array (t then shares x's dtype).
+Timestamps: a timed cell (`cell.timed`, e.g. `plstm.PhasedLSTM`) takes
+inputs `(x, t)`, or one array [..., I + 1] whose last channel is t; the
+latter is how it runs inside `*.RNN`, which take a single array (t then
+shares x's dtype).
 
 Shapes: B batch, T time, I input features (without t), H hidden units.
 """
@@ -22,20 +23,19 @@ import jax
 from flax import linen, nnx
 
 from plstm.lstm import Array, Params
-from plstm.phased_lstm import PhasedLSTM
-from plstm.recurrent import scan
+from plstm.recurrent import scan, timed
 
 
 def _split_time(cell, inputs):
   """`(x [..., I], t [...])` from [..., I + 1] inputs of a timed cell."""
-  if isinstance(cell, PhasedLSTM) and not isinstance(inputs, tuple):
+  if timed(cell) and not isinstance(inputs, tuple):
     return inputs[..., :-1], inputs[..., -1]
   return inputs
 
 
 def _input_size(cell, inputs) -> int:
   """I, the number of x features of inputs split by `_split_time`."""
-  x = inputs[0] if isinstance(cell, PhasedLSTM) else inputs
+  x = inputs[0] if timed(cell) else inputs
   return x.shape[-1]
 
 

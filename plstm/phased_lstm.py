@@ -5,6 +5,7 @@ Shapes: B is any leading batch shape, I inputs, H hidden units.
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -58,8 +59,8 @@ def time_gate(
   tau_abs = jnp.abs(tau).astype(phase_dtype)
   r_on = jnp.abs(r_on)
   shifted = t.astype(phase_dtype)[..., None] - shift.astype(phase_dtype)
-  # phi = frac((t - s) / tau): one divide and a floor, about 4x cheaper on
-  # CPU than jnp.mod's remainder, with the same gradient.
+  # phi = frac((t - s) / tau): one divide and a floor, cheaper on CPU than
+  # jnp.mod's remainder, with the same gradient.
   q = shifted / tau_abs
   phi = (q - jnp.floor(q)).astype(tau.dtype)
   up = 2.0 * phi / r_on
@@ -98,6 +99,8 @@ class PhasedLSTM(LSTM):
     messages at the gate pre-activations to +-10; here gradient clipping is
     the optimiser's (see the training configs).
   """
+
+  timed: ClassVar[bool] = True  # consumes (x, t)
 
   peepholes: bool = True
   forget_bias: float = 0.0

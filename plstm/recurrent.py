@@ -2,11 +2,15 @@
 
 A cell is an immutable object with
   `init(key, input_size) -> params`,
-  `initial_carry(batch_size) -> carry`,
+  `initial_carry(batch_size, dtype) -> carry` (zeros of `dtype`),
+  `step(params, carry, inputs, *, training) -> (carry, outputs)`,
+and optionally
+  `timed`: True if its inputs are `(x, t)`, x with timestamps t [B] (the
+    Phased LSTM); False if absent,
   `project(params, inputs) -> projected`: the part of a step that does not
     depend on the carry, which may be applied to a whole sequence at once,
-  `recur(params, carry, projected, *, training) -> (carry, outputs)`,
-  `step(params, carry, inputs, *, training)`: `recur` after `project`.
+    with `recur(params, carry, projected, *, training) -> (carry, outputs)`
+    the rest of the step. Absent: the whole step runs in the loop.
 
 Shapes: B batch, T time, I inputs, H hidden units.
 """
@@ -18,9 +22,21 @@ import jax
 import jax.numpy as jnp
 
 from plstm.dropout import variational_dropout
-from plstm.phased_lstm import PhasedLSTM
 
 Array = jax.Array
+
+
+def timed(cell) -> bool:
+  """Whether `cell` consumes timestamps, inputs `(x, t)`."""
+  return getattr(cell, "timed", False)
+
+
+def _param_dtype(params):
+  """The dtype of the params' first floating leaf; float32 if none."""
+  for leaf in jax.tree.leaves(params):
+    if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+      return jnp.result_type(leaf)
+  return jnp.float32
 
 
 def _time_major(tree):
@@ -43,13 +59,15 @@ def _loop(cell, params, inputs, mask, carry, training, unroll, hoist):
   The step's inputs are read one step ahead into the loop's carry. With
   `hoist`, `cell.project` runs on the whole sequence first and the loop runs
   `cell.recur` (the usual arrangement). Without, as measured faster on
-  XLA:CPU for the LSTM and Phased LSTM (the README's benchmark; the LSNN is
-  within 12% either way), the loop runs `cell.step` and each step is
+  XLA:CPU for the LSTM and Phased LSTM (docs/performance.md), the loop runs
+  `cell.step` and each step is
   rematerialised (`jax.checkpoint`,
   `nothing_saveable`): the backward pass recomputes a step from its carry
   instead of storing and reloading about ten [B, H] activations per step.
   """
-  if not hoist:  # The cell's checks of a whole sequence, at trace time.
+  if not hasattr(cell, "project"):
+    hoist = False
+  elif not hoist:  # The cell's checks of a whole sequence, at trace time.
     jax.eval_shape(cell.project, params, inputs)
   xs = _time_major(cell.project(params, inputs) if hoist else inputs)
   ms = None if mask is None else jnp.swapaxes(mask, 0, 1)
@@ -90,7 +108,7 @@ def _scan_layer(
   """One cell over [B, T, ...] inputs; returns (carry, outputs [B, T, ...])."""
   batch_size, steps = jnp.shape(jax.tree.leaves(inputs)[0])[:2]
   if carry is None:
-    carry = cell.initial_carry(batch_size)
+    carry = cell.initial_carry(batch_size, _param_dtype(params))
   if hoist is None:
     hoist = jax.default_backend() != "cpu"
   if remat_chunk is None:
@@ -147,21 +165,22 @@ def scan(
       `inputs` for a stack holding one is `(x, t)`.
     params: the cell's params, or one per layer for a stack.
     inputs: a pytree of [B, T, ...] arrays; `(x [B, T, I], t [B, T])` for a
-      Phased LSTM.
+      timed cell (a Phased LSTM).
     mask: optional [B, T]; where it is 0 (padding) the carry passes through
       unchanged and the output is zero, so left-padded sequences end with the
       carry of their last real step, as in the official Phased LSTM code.
       (That code emits the carried h_{t-1} at padded steps; plstm emits zeros
       so that padding never leaks into sequence outputs. Final carries agree.)
-    carry: initial carry (one per layer for a stack); zeros by default.
+    carry: initial carry (one per layer for a stack); by default zeros of
+      the dtype of the params' first floating leaf.
     training: passed to every step (the Phased LSTM leak is on only then).
     unroll: steps per loop iteration of `jax.lax.scan`.
     hoist: whether `cell.project` runs on the whole sequence before the
       loop (one large matrix product for the LSTMs' inputs) or inside each
       step, which is then rematerialised in the backward pass. None: hoisted
-      except on CPU, where the unhoisted loop trains 1.3-3.7x faster for
-      the LSTM and Phased LSTM at I = 1 and I = 64 (README, Speed). The
-      results are the same to float tolerance.
+      except on CPU, where the unhoisted loop measured faster for the LSTM
+      and Phased LSTM (docs/performance.md). The results are the same to
+      float tolerance. A cell without `project` always runs unhoisted.
     remat_chunk: train long sequences in less memory: the T steps run as
       T / remat_chunk chunks, each wrapped in `jax.checkpoint`, so the
       forward pass keeps only the carry at each chunk boundary and the
@@ -208,14 +227,13 @@ def scan(
       f"scan: dropout needs one rate per layer ({len(cell)}), got {len(rates)}."
     )
   keys = [None] * len(cell) if key is None else jax.random.split(key, len(cell))
-  timed = any(isinstance(c, PhasedLSTM) for c in cell)
-  x, t = inputs if timed else (inputs, None)
+  x, t = inputs if any(map(timed, cell)) else (inputs, None)
   finals, layer_outputs = [], []
   for layer, layer_params, layer_carry, rate, layer_key in zip(
     cell, params, carries, rates, keys, strict=True
   ):
     x_in = variational_dropout(layer_key, x, rate, training=training)
-    layer_inputs = (x_in, t) if isinstance(layer, PhasedLSTM) else x_in
+    layer_inputs = (x_in, t) if timed(layer) else x_in
     layer_carry, h = _scan_layer(
       layer, layer_params, layer_inputs, mask, layer_carry, **options
     )

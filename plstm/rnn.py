@@ -58,9 +58,11 @@ class RNN:
       "b": jnp.zeros((h,), jnp.float32),
     }
 
-  def initial_carry(self, batch_size: int | tuple[int, ...]) -> Array:
-    """Float32 zeros of shape [*batch_size, H]."""
-    return jnp.zeros((*batch_shape(batch_size), self.hidden_size), jnp.float32)
+  def initial_carry(
+    self, batch_size: int | tuple[int, ...], dtype=jnp.float32
+  ) -> Array:
+    """Zeros of shape [*batch_size, H]."""
+    return jnp.zeros((*batch_shape(batch_size), self.hidden_size), dtype)
 
   def project(self, params: Params, x: Array) -> Array:
     """The input half of the pre-activation, x W_x + b: [..., I] -> [..., H]."""

@@ -34,7 +34,7 @@ _PER_GATE = ("w_x", "w_h", "b")
 
 
 def _check_cell(cell) -> None:
-  if not isinstance(cell, PhasedLSTM):
+  if not recurrent.timed(cell):
     raise TypeError(
       f"sparse: needs a plstm.PhasedLSTM, got {type(cell).__name__}; only "
       "its time gate closes units."

@@ -61,7 +61,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import plstm  # noqa: E402
-from experiments import lsnn_data, smnist_lsnn  # noqa: E402
+from experiments.common import lsnn_data
+from experiments import smnist_lsnn  # noqa: E402
 from plstm import sparse  # noqa: E402
 
 GROUPS = ("lstm", "plstm", "snn", "sparse", "long")

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from experiments import events
+from experiments.common import events
 
 # Saccades along x only, 3 px in each of the first two 100 ms: the digit's
 # offset is x = 3 t / 100 (t in ms) for t <= 100.

@@ -8,6 +8,7 @@ import pytest
 import plstm
 from configs import freq_task as freq_config
 from experiments import freq_task
+from experiments.common import models
 
 
 def _batch(condition, batch_size=64, seed=0):
@@ -62,31 +63,32 @@ def test_labels_follow_the_period():
   assert abs(crossings - expected) <= 0.2 * expected + 2
 
 
-def test_data_is_a_function_of_seed_and_step():
-  config = freq_config.get_config("smoke")
-  a = freq_task.train_batch(config, 3)
-  b = freq_task.train_batch(config, 3)
-  c = freq_task.train_batch(config, 4)
+def test_data_is_a_function_of_key_and_step():
+  task = freq_task.make_task(freq_config.get_config("smoke"))
+  key = jax.random.key(0)
+  a = task.train_batch(key, 3)
+  b = task.train_batch(key, 3)
+  c = task.train_batch(key, 4)
+  d = task.train_batch(jax.random.key(1), 3)
   np.testing.assert_array_equal(a["x"], b["x"])
   assert not np.array_equal(a["x"], c["x"])
+  assert not np.array_equal(a["x"], d["x"])
 
 
 def test_lstm_models_see_time_as_a_feature_and_bn_normalises():
   config = freq_config.get_config("smoke")
-  batch = freq_task.train_batch(config, 0)
   key = jax.random.key(0)
+  batch = freq_task.make_task(config).train_batch(key, 0)
   for name, input_size in (("plstm", 1), ("lstm", 2), ("bn_lstm", 2)):
     config.model.name = name
-    params = freq_task.init_params(config, key)
+    params = freq_task.make_task(config).init(key, key)
     assert params["rnn"]["w_x"].shape == (input_size, 4 * config.model.hidden)
-    logits = freq_task.logits_fn(config, params, batch, training=False)
+    cell = models.make_cell(config.model)
+    logits = models.logits(config.model, cell, params, batch, training=False)
     assert logits.shape == (config.data.batch_size, 2)
-    assert isinstance(
-      freq_task.make_cell(config),
-      plstm.PhasedLSTM if name == "plstm" else plstm.LSTM,
-    )
+    assert isinstance(cell, plstm.PhasedLSTM if name == "plstm" else plstm.LSTM)
   x = jnp.concatenate([batch["x"], batch["t"][..., None]], -1)
-  y = freq_task.batch_norm(params["bn"], x, batch["mask"])
+  y = models.batch_norm(params["bn"], x, batch["mask"])
   real = np.asarray(y)[np.asarray(batch["mask"])]
   np.testing.assert_allclose(real.mean(0), 0, atol=1e-4)
   np.testing.assert_allclose(real.std(0), 1, atol=1e-2)
@@ -96,8 +98,8 @@ def test_bad_condition_and_model_name_are_reported():
   config = freq_config.get_config("smoke")
   config.data.condition = "sync"
   with pytest.raises(ValueError, match="config.data.condition"):
-    freq_task.init_params(config, jax.random.key(0))
+    freq_task.make_task(config)
   config = freq_config.get_config("smoke")
   config.model.name = "gru"
   with pytest.raises(ValueError, match="config.model.name"):
-    freq_task.init_params(config, jax.random.key(0))
+    freq_task.make_task(config)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import lsnn_data
+from experiments.common import lsnn_data
 
 S, R = lsnn_data.STORE, lsnn_data.RECALL
 

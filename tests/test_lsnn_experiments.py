@@ -9,7 +9,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from experiments import lsnn, smnist_lsnn, store_recall
+from experiments.common import lsnn
+from experiments import smnist_lsnn, store_recall
 from plstm import train
 
 ROOT = Path(__file__).parent.parent

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from experiments import lsnn_plots
+from experiments.common import lsnn_plots
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

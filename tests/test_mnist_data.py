@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import mnist_data
+from experiments.common import mnist_data
 
 SHARED = Path(__file__).parent.parent.parent / "shared/data/mnist"
 

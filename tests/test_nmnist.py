@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from configs import nmnist as nmnist_config
-from experiments import events, nmnist
+from experiments.common import events
+from experiments import nmnist
 
 
 def _stream(n: int, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,8 @@ import optax
 import pytest
 
 from configs import smnist as smnist_config
-from experiments import mnist_data, smnist
+from experiments.common import mnist_data
+from experiments import smnist
 from plstm import train
 
 

@@ -1,24 +1,27 @@
 """The driver's config fields and their defaults, shared by configs/*.py.
 
-Every config in configs/ builds on this module. `plstm.train` reads these
+Every config in configs/ builds on this module (run from the repository
+root, where `configs` and `experiments` are importable). `plstm.train` reads these
 top-level fields of a config:
 
-  experiment: the experiment module, a dotted path (`experiments.freq_task`).
+  experiment: the experiment module, a dotted path (`experiments.freq_task`),
+    whose `make_task(config)` gives the `plstm.task.Task`.
+  metric, mode: the headline validation metric (`accuracy`, `mse`, ...) and
+    its direction, `max` if higher is better, `min` if lower is.
   seed: the first seed; 0 here.
   num_seeds: seeds seed, ..., seed + num_seeds - 1 train together in one
     program; 1 here.
   steps_per_epoch: updates between two evaluations.
   num_epochs: evaluations; the run makes num_epochs * steps_per_epoch updates.
-  target_accuracy: results.json gives the first step whose validation
-    accuracy reaches it.
+  target: results.json gives the first step whose validation metric
+    reaches it (at least it for `max`, at most for `min`).
   log_every, checkpoint_every: steps between two logged metrics, between two
     checkpoints.
   keep_checkpoints: how many checkpoints orbax keeps.
   progress_bar: a tqdm bar on process 0; True here.
   early_stop (optional): `metric`, `window`, `below` (see `plstm.train`).
 
-and `optimizer`, as `adam` builds it, unless the experiment provides its own
-`make_optimizer`; of the rest, `model.name` (in the plot's title) and
+and `optimizer`, as `adam` builds it, unless the task brings its own; of the rest, `model.name` (in the plot's title) and
 `data.batch_size` (split over the devices). `base` sets the fields that have
 a default; each config sets the others, its `model` and its `data` itself.
 Every config file takes a variant, one of `VARIANTS`: `small` (CPU-sized,
@@ -45,11 +48,15 @@ def check_variant(path: str | os.PathLike, variant: str) -> None:
     )
 
 
-def base(experiment: str) -> ml_collections.ConfigDict:
+def base(
+  experiment: str, metric: str = "accuracy", mode: str = "max"
+) -> ml_collections.ConfigDict:
   """A config of `experiment` (a module path) with the driver's defaults:
-  seed 0, a single seed, a progress bar."""
+  its headline `metric` and `mode`, seed 0, a single seed, a progress bar."""
   config = ml_collections.ConfigDict()
   config.experiment = experiment
+  config.metric = metric
+  config.mode = mode
   config.seed = 0
   config.num_seeds = 1
   config.progress_bar = True
@@ -57,8 +64,7 @@ def base(experiment: str) -> ml_collections.ConfigDict:
 
 
 def adam(learning_rate: float, clip_norm: float) -> ml_collections.ConfigDict:
-  """`config.optimizer` for the driver's optimiser (`plstm.train`'s
-  `make_optimizer`): Adam (optax's defaults besides `learning_rate`) after
+  """`config.optimizer` for the driver's optimiser (`plstm.train.make_optimizer`): Adam (optax's defaults besides `learning_rate`) after
   clipping the global gradient norm to `clip_norm`; 0 does not clip."""
   config = ml_collections.ConfigDict()
   config.learning_rate = learning_rate
@@ -75,7 +81,7 @@ def phased_lstm_model(
   train_r_on: bool = True,
 ) -> ml_collections.ConfigDict:
   """`config.model` for the Phased LSTM experiments' cells
-  (`experiments.freq_task.make_cell`): `name` plstm (`plstm.PhasedLSTM`) or
+  (`experiments.common.models.make_cell`): `name` plstm (`plstm.PhasedLSTM`) or
   one of its LSTM baselines, with `hidden` units.
 
   The Phased LSTM's settings are those of Neil, Pfeiffer & Liu (2016):

@@ -1,4 +1,4 @@
-"""plstm.train_config and the config files built from it."""
+"""configs/common.py and the config files built from it."""
 
 import importlib.util
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plstm import train_config
+from configs import common
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.py"))
 # The top-level fields plstm.train reads, and their types.
@@ -37,7 +37,7 @@ def _load(path: Path):
 def test_every_variant_has_the_driver_fields(path):
   module = _load(path)
   assert module.get_config().to_dict() == module.get_config("small").to_dict()
-  for variant in train_config.VARIANTS:
+  for variant in common.VARIANTS:
     config = module.get_config(variant)
     config.lock()
     for field, kind in DRIVER_FIELDS.items():
@@ -71,10 +71,10 @@ def test_unknown_variant_names_the_file_and_the_variants(path):
 
 
 def test_check_variant():
-  for variant in train_config.VARIANTS:
-    train_config.check_variant("/x/y/z.py", variant)
+  for variant in common.VARIANTS:
+    common.check_variant("/x/y/z.py", variant)
   with pytest.raises(ValueError, match=r"^y/z\.py: unknown variant 'Small'"):
-    train_config.check_variant("/x/y/z.py", "Small")
+    common.check_variant("/x/y/z.py", "Small")
 
 
 def test_a_config_loads_from_another_directory(tmp_path):

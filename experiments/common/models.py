@@ -1,0 +1,122 @@
+"""The models of the Phased LSTM experiments, from `config.model`.
+
+`make_cell` gives the Phased LSTM (`plstm`) or its LSTM baselines (`lstm`,
+`bn_lstm`, peephole LSTMs initialised as the official Lasagne baselines);
+`inputs` feeds a cell the timestamps as it consumes them (the time gate's
+t, or a feature); `init_classifier` and `classifier_loss` are the official
+`get_rnn` classifier: the last step -> Dense(classes, leaky ReLU) ->
+softmax.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import plstm
+
+MODELS = ("plstm", "lstm", "bn_lstm")
+
+
+def make_cell(model) -> plstm.LSTM:
+  """The recurrent cell of `model` (a config's `model` block)."""
+  if model.name not in MODELS:
+    raise ValueError(
+      f"config.model.name must be one of {MODELS}, got {model.name!r}."
+    )
+  if model.name == "plstm":
+    return plstm.PhasedLSTM(
+      model.hidden,
+      peepholes=model.peepholes,
+      alpha=model.alpha,
+      r_on=model.r_on,
+      train_r_on=model.train_r_on,
+      tau_range=tuple(model.tau_range),
+      shift_range=tuple(model.shift_range),
+    )
+  normal = jax.nn.initializers.normal(0.1)
+  # Lasagne's LSTMLayer as the official baselines set it up.
+  return plstm.LSTM(
+    model.hidden,
+    peepholes=model.peepholes,
+    forget_bias=0.0,
+    input_bias=-0.1,
+    kernel_init=normal,
+    recurrent_kernel_init=normal,
+  )
+
+
+def input_size(cell, features: int) -> int:
+  """The cell's I for `features` features besides t."""
+  return features if cell.timed else features + 1
+
+
+def inputs(cell, x: jax.Array, t: jax.Array):
+  """`(x [B, T, I], t [B, T])` for a timed cell, else [x, t] [B, T, I + 1]
+  (the raw time as one more feature)."""
+  if cell.timed:
+    return x, t
+  return jnp.concatenate([x, t[..., None].astype(x.dtype)], axis=-1)
+
+
+def batch_norm(
+  params: dict, x: jax.Array, mask: jax.Array, eps: float = 1e-4
+) -> jax.Array:
+  """Normalises each feature of x [B, T, I] over the real steps of B and T."""
+  w = mask[..., None].astype(x.dtype)
+  count = jnp.sum(w, axis=(0, 1))
+  mean = jnp.sum(w * x, axis=(0, 1)) / count
+  var = jnp.sum(w * (x - mean) ** 2, axis=(0, 1)) / count
+  return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params[
+    "bias"
+  ]
+
+
+def init_classifier(
+  model, cell, key: jax.Array, features: int, classes: int
+) -> dict:
+  """Params {"rnn", "head"} (+ "bn" for bn_lstm) of the classifier of
+  `features` input features besides t."""
+  size = input_size(cell, features)
+  k_rnn, k_head = jax.random.split(key)
+  params = {
+    "rnn": cell.init(k_rnn, size),
+    "head": {
+      "w": jax.nn.initializers.glorot_uniform()(
+        k_head, (model.hidden, classes), jnp.float32
+      ),
+      "b": jnp.zeros((classes,), jnp.float32),
+    },
+  }
+  if model.name == "bn_lstm":
+    params["bn"] = {
+      "scale": jnp.ones((size,), jnp.float32),
+      "bias": jnp.zeros((size,), jnp.float32),
+    }
+  return params
+
+
+def logits(model, cell, params: dict, batch: dict, *, training: bool):
+  """Class scores [B, classes] from the last step of the recurrent layer,
+  for a batch of x [B, T, I], t [B, T] and mask [B, T]."""
+  x = inputs(cell, batch["x"], batch["t"])
+  if model.name == "bn_lstm":
+    x = batch_norm(params["bn"], x, batch["mask"])
+  _, h = plstm.scan(
+    cell, params["rnn"], x, mask=batch["mask"], training=training
+  )
+  head = params["head"]
+  return jax.nn.leaky_relu(h[:, -1] @ head["w"] + head["b"], 0.01)
+
+
+def classifier_loss(
+  model, cell, params: dict, batch: dict, key: jax.Array, *, training: bool
+):
+  """Mean cross-entropy and {"loss", "accuracy"} for one batch (`label`
+  [B] int); `key` is unused (the models draw no randomness)."""
+  del key
+  scores = logits(model, cell, params, batch, training=training)
+  loss = optax.softmax_cross_entropy_with_integer_labels(
+    scores, batch["label"]
+  ).mean()
+  accuracy = jnp.mean(jnp.argmax(scores, -1) == batch["label"])
+  return loss, {"loss": loss, "accuracy": accuracy}

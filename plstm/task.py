@@ -1,0 +1,104 @@
+"""The experiment contract: a `Task` of pure functions, and a seed's `Keys`.
+
+An experiment is a module with one function, `make_task(config) -> Task`,
+that builds its functions once from the config (as optax builds a
+`GradientTransformation`). `plstm.train` runs any task:
+
+  task = make_task(config)
+  keys = seed_keys(seed)                     # one root key per seed
+  params = task.init(keys.init, keys.structure)
+  batch = task.train_batch(keys.data, step)  # a pure function of the step
+  loss, metrics = task.loss(params, batch, fold_in(keys.noise, step),
+                            training=True)
+
+Randomness comes only from the keys passed in: a task never reads
+`config.seed`, so seeds trained together (`config.num_seeds`) draw
+independent streams for every purpose.
+
+Params may hold integer arrays: fixed structure drawn at init (e.g. the
+ALIF's synaptic delays), which checkpoints carry and the driver never
+trains (`trainable`, `merge`).
+"""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+
+
+class Keys(NamedTuple):
+  """One seed's PRNG keys, split from its root key by purpose."""
+
+  init: Array  # params
+  structure: Array  # fixed random structure: delays, neuron signs, DEEP R
+  data: Array  # training batches (with the step)
+  eval: Array  # evaluation batches (with the epoch), and the eval loss
+  noise: Array  # randomness inside the training loss (with the step)
+
+
+def seed_keys(seed: int) -> Keys:
+  """The keys of `seed`: its root key `jax.random.key(seed)` split five
+  ways, so no purpose of one seed shares a stream with another seed's."""
+  return Keys(*jax.random.split(jax.random.key(seed), len(Keys._fields)))
+
+
+class Task(NamedTuple):
+  """An experiment's pure functions, built once by `make_task(config)`.
+
+  Attributes:
+    init: (key, structure_key) -> params.
+    loss: (params, batch, key, *, training) -> (scalar loss, metrics), the
+      metrics a dict of scalars that holds the config's headline metric
+      (`config.metric`).
+    train_batch: (data_key, step) -> the batch of training step `step`
+      (from 0); a pure function of its arguments, so that a resumed run
+      sees the batches an uninterrupted one would.
+    eval_batches: (eval_key, epoch) -> the evaluation batches of `epoch`.
+    optimizer: structure_key -> the optimiser (a key for transforms that
+      draw, such as `plstm.deep_r`); None: the driver's Adam from
+      `config.optimizer`.
+    plot: (params, workdir) -> None, drawing the task's figures at the end
+      of a run from the first seed's params; optional.
+  """
+
+  init: Callable[[Array, Array], Any]
+  loss: Callable[..., tuple[Array, dict[str, Array]]]
+  train_batch: Callable[[Array, int], Any]
+  eval_batches: Callable[[Array, int], Sequence[Any]]
+  optimizer: Callable[[Array], optax.GradientTransformation] | None = None
+  plot: Callable[[Any, Path], None] | None = None
+
+
+def numpy_rng(key: Array, *path: int) -> np.random.Generator:
+  """A NumPy generator seeded by `key` folded with each of `path` in turn,
+  for data made on the host (a shuffle per epoch: `numpy_rng(key, epoch)`).
+  """
+  for p in path:
+    key = jax.random.fold_in(key, p)
+  return np.random.default_rng(np.asarray(jax.random.key_data(key)))
+
+
+def _is_trained(x) -> bool:
+  return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+def trainable(params):
+  """`params` with its integer leaves (fixed structure) replaced by None,
+  which optax and `jax.grad` pass over."""
+  return jax.tree.map(lambda p: p if _is_trained(p) else None, params)
+
+
+def merge(trained, params):
+  """`params` with the leaves of `trained` (from `trainable`) put back."""
+  return jax.tree.map(
+    lambda t, p: p if t is None else t,
+    trained,
+    params,
+    is_leaf=lambda x: x is None,
+  )
