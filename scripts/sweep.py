@@ -40,11 +40,15 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-# The results.json fields of each row, before the final val_* metrics.
+# Config files import configs.common from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# The results.json fields of each row, before the final val_* metrics
+# ({metric}: the run's headline metric, results.json's "metric").
 RESULT_FIELDS = (
   "steps",
   "stopped_early",
-  "best_val_accuracy",
+  "best_val_{metric}",
   "target_reached_step",
   "wall_time_s",
 )
@@ -121,7 +125,8 @@ def summarize(root: Path, names: list[str], points: list[dict]) -> list[dict]:
     path = root / name / "results.json"
     if path.exists():
       results = json.loads(path.read_text())
-      row |= {k: results[k] for k in RESULT_FIELDS}
+      fields = [f.format(metric=results["metric"]) for f in RESULT_FIELDS]
+      row |= {k: results[k] for k in fields}
       row |= {
         k: v
         for k, v in results["final"].items()

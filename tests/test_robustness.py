@@ -41,18 +41,23 @@ from experiments import freq_task
 from plstm import train
 
 ready = Path(sys.argv.pop(1))
-real = freq_task.train_batch
+real = freq_task.make_task
 
-def train_batch(config, step):
-  if step == 4 and not ready.exists():
-    ready.touch()
-    deadline = time.monotonic() + 120
-    while callable(signal.getsignal(signal.SIGTERM)):
-      assert time.monotonic() < deadline, "no signal came"
-      time.sleep(0.01)
-  return real(config, step)
+def make_task(config):
+  task = real(config)
 
-freq_task.train_batch = train_batch
+  def train_batch(key, step):
+    if step == 4 and not ready.exists():
+      ready.touch()
+      deadline = time.monotonic() + 120
+      while callable(signal.getsignal(signal.SIGTERM)):
+        assert time.monotonic() < deadline, "no signal came"
+        time.sleep(0.01)
+    return task.train_batch(key, step)
+
+  return task._replace(train_batch=train_batch)
+
+freq_task.make_task = make_task
 app.run(train.main, flags_parser=train._parse_flags)
 """
 
@@ -186,14 +191,19 @@ def test_sigterm_saves_exits_143_and_the_rerun_resumes(straight, tmp_path):
 
 
 def test_ctrl_c_saves_and_raises_interrupted(tmp_path, monkeypatch):
-  real = freq_task.train_batch
+  real = freq_task.make_task
 
-  def train_batch(config, step):
-    if step == 4:  # the batch of step 5
-      os.kill(os.getpid(), signal.SIGINT)
-    return real(config, step)
+  def make_task(config):
+    task = real(config)
 
-  monkeypatch.setattr(freq_task, "train_batch", train_batch)
+    def train_batch(key, step):
+      if step == 4:  # the batch of step 5
+        os.kill(os.getpid(), signal.SIGINT)
+      return task.train_batch(key, step)
+
+    return task._replace(train_batch=train_batch)
+
+  monkeypatch.setattr(freq_task, "make_task", make_task)
   handler = signal.getsignal(signal.SIGINT)
   with pytest.raises(train.Interrupted, match="SIGINT after step 5") as e:
     train.train_and_evaluate(_config(), tmp_path)

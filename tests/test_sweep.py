@@ -140,6 +140,7 @@ def test_summary_gathers_the_results(tmp_path):
       {
         "steps": 6,
         "stopped_early": False,
+        "metric": "accuracy",
         "best_val_accuracy": 0.8,
         "target_reached_step": None,
         "wall_time_s": 12.5,
@@ -154,7 +155,7 @@ def test_summary_gathers_the_results(tmp_path):
   assert list(rows[0]) == [
     "run",
     "model.name",
-    *sweep.RESULT_FIELDS,
+    *(f.format(metric="accuracy") for f in sweep.RESULT_FIELDS),
     "val_accuracy",
     "val_accuracy_std",
     "val_loss",

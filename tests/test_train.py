@@ -15,9 +15,12 @@ import pytest
 from configs import freq_task as freq_config
 from experiments import freq_task
 from plstm import train
+from tests.test_configs import NOT_CONFIGS
 
 ROOT = Path(__file__).parent.parent
-CONFIGS = sorted((ROOT / "configs").glob("*.py"))
+CONFIGS = sorted(
+  p for p in (ROOT / "configs").glob("*.py") if p.stem not in NOT_CONFIGS
+)
 
 
 def _load_config(path: Path, arg: str):
@@ -25,6 +28,12 @@ def _load_config(path: Path, arg: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
+
+
+def _patch_task(monkeypatch, change):
+  """Makes freq_task's `make_task` return `change(task)`."""
+  real = freq_task.make_task
+  monkeypatch.setattr(freq_task, "make_task", lambda c: change(real(c)))
 
 
 def _final_state(workdir: Path):
@@ -35,29 +44,34 @@ def _final_state(workdir: Path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_smoke_runs(path, tmp_path):
-  results = train.train_and_evaluate(_load_config(path, "smoke"), tmp_path)
-  assert 0 <= results["final"]["val_accuracy"] <= 1
+  config = _load_config(path, "smoke")
+  metric = config.metric
+  results = train.train_and_evaluate(config, tmp_path)
+  value = results["final"][f"val_{metric}"]
+  assert np.isfinite(value)
+  if metric.endswith(("accuracy", "error")):
+    assert 0 <= value <= 1
+  assert results["metric"] == metric and results["mode"] == config.mode
   assert (tmp_path / "results.json").exists()
-  assert (tmp_path / "val_accuracy.png").stat().st_size > 1000
+  assert (tmp_path / f"val_{metric}.png").stat().st_size > 1000
   assert any((tmp_path / "tb").iterdir())
   records = [
     json.loads(line)
     for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
   ]
-  assert {"train_loss", "train_accuracy", "train_steps_per_s"} <= set(
+  assert {"train_loss", f"train_{metric}", "train_steps_per_s"} <= set(
     records[0]
   )
-  assert any("val_accuracy" in r for r in records)
+  assert any(f"val_{metric}" in r for r in records)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("arg", ["small", "paper"])
 def test_every_config_variant_builds(path, arg):
   config = _load_config(path, arg)
-  experiment = importlib.import_module(config.experiment)
-  params = jax.eval_shape(
-    lambda k: experiment.init_params(config, k), jax.random.key(0)
-  )
+  task = importlib.import_module(config.experiment).make_task(config)
+  key = jax.random.key(0)
+  params = jax.eval_shape(task.init, key, key)
   assert jax.tree.leaves(params)
 
 
@@ -73,8 +87,12 @@ def test_paper_config_is_the_paper_setting():
 def test_a_short_run_lowers_the_loss(tmp_path, monkeypatch):
   """60 Adam steps on one repeated batch fit it (the task itself has a
   plateau of some hundred steps before the loss moves)."""
-  real = freq_task.train_batch
-  monkeypatch.setattr(freq_task, "train_batch", lambda c, step: real(c, 0))
+  _patch_task(
+    monkeypatch,
+    lambda task: task._replace(
+      train_batch=lambda key, step: task.train_batch(key, 0)
+    ),
+  )
   config = freq_config.get_config("smoke")
   config.model.hidden = 16
   config.data.batch_size = 16
@@ -103,7 +121,7 @@ def test_golden_first_steps(tmp_path):
   np.testing.assert_allclose(first["train_loss"], GOLDEN_FIRST_LOSS, rtol=1e-5)
 
 
-GOLDEN_FIRST_LOSS = 0.6933966875076294
+GOLDEN_FIRST_LOSS = 0.6947728395462036
 
 
 class _Crash(Exception):
@@ -111,14 +129,15 @@ class _Crash(Exception):
 
 
 def _crash_at(monkeypatch, step, error):
-  real = freq_task.train_batch
+  def change(task):
+    def train_batch(key, s):
+      if s == step:
+        raise error
+      return task.train_batch(key, s)
 
-  def train_batch(config, s):
-    if s == step:
-      raise error
-    return real(config, s)
+    return task._replace(train_batch=train_batch)
 
-  monkeypatch.setattr(freq_task, "train_batch", train_batch)
+  _patch_task(monkeypatch, change)
 
 
 @pytest.mark.parametrize(
@@ -162,13 +181,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 ):
   config = freq_config.get_config("smoke")
   train.train_and_evaluate(config, tmp_path)
-  real = freq_task.loss_fn
 
-  def nan_loss(*args, **kwargs):
-    loss, metrics = real(*args, **kwargs)
-    return loss * np.nan, {**metrics, "loss": loss * np.nan}
+  def change(task):
+    def nan_loss(*args, **kwargs):
+      loss, metrics = task.loss(*args, **kwargs)
+      return loss * np.nan, {**metrics, "loss": loss * np.nan}
 
-  monkeypatch.setattr(freq_task, "loss_fn", nan_loss)
+    return task._replace(loss=nan_loss)
+
+  _patch_task(monkeypatch, change)
   config.num_epochs = 4
   with pytest.raises(
     FloatingPointError, match=r"non-finite .*loss.* step 8.*step 6"
@@ -240,7 +261,7 @@ def test_cli_reports_bad_input_in_one_line(config, args, message, tmp_path):
 def test_cli_trains_and_prints_the_result(tmp_path):
   run = _cli("--config=configs/freq_task.py:smoke", workdir=tmp_path)
   assert run.returncode == 0, run.stderr
-  assert "Final validation accuracy" in run.stdout
+  assert "Final val_accuracy" in run.stdout
   assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
 
 
