@@ -6,6 +6,18 @@
 - `StopSignals` turns SIGTERM and SIGINT into a request the training loop
   reads after each step, so that it saves and raises `Interrupted` rather
   than dying mid-step.
+
+What `plstm.train` promises with them:
+
+- SIGTERM (a preemption) or SIGINT (Ctrl-C) ends the current step, saves it
+  and raises `Interrupted`; the command line then exits with 128 + the
+  signal's number (143, 130), as a shell reports a run the signal ended, so
+  that launchers see it unfinished. A second signal acts at once.
+- Params and optimiser state are checked before every save, so a bad state
+  never replaces a good checkpoint.
+- An unreadable (corrupt, cut short) latest checkpoint is skipped with a
+  warning: the run resumes from the newest one that restores and moves the
+  bad ones to `corrupt_checkpoints/`.
 """
 
 import os

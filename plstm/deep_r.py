@@ -80,7 +80,8 @@ def deep_r(
   temperature: float = 0.0,
   signs: Any = None,
   mask: Any = None,
-  seed: int = 0,
+  seed: int | None = None,
+  key: Array | None = None,
   epsilon: float = 1e-12,
 ) -> optax.GradientTransformation:
   r"""DEEP R rewiring with a global budget of active synapses.
@@ -122,11 +123,16 @@ def deep_r(
       synapse's sign (Dale's law: per-row signs). Values at leaves left out
       by `mask` are ignored (None is fine). Params whose sign disagrees with
       `signs` are dormant and set to 0 at the first update. None: sign(w) at
-      init, a random sign (from `seed`) where w == 0.
+      init, a random sign (from the key) where w == 0.
     mask: which leaves are rewired, a pytree of bools or a callable
       params -> pytree (`optax.masked`). Other leaves pass through
       unchanged. None: all.
-    seed: the seed of the PRNG key kept in the state (may be a traced int).
+    seed: the seed of the PRNG key kept in the state,
+      `jax.random.key(seed)` (may be a traced int); 0 if neither `seed`
+      nor `key` is given.
+    key: the PRNG key itself (a typed key, may be traced), instead of
+      `seed`: `key=jax.random.key(s)` rewires as `seed=s`. Pass one of the
+      two, not both.
     epsilon: theta of a reconnected synapse (|w| = epsilon).
 
   Returns:
@@ -168,18 +174,21 @@ def deep_r(
       f"{connectivity!r}. Under optax.inject_hyperparams, pass "
       "static_args=('connectivity', 'mask')."
     )
+  if seed is not None and key is not None:
+    raise ValueError("deep_r: pass seed or key, not both.")
 
   def init_fn(params) -> DeepRState:
     if not jax.tree.leaves(params):
       raise ValueError("deep_r: no params to rewire; check `mask`.")
-    key_signs, key = jax.random.split(jax.random.key(seed))
+    root = jax.random.key(0 if seed is None else seed) if key is None else key
+    key_signs, state_key = jax.random.split(root)
     if signs is None:
       ws, treedef = jax.tree.flatten(params)
       keys = jax.random.split(key_signs, len(ws))
       fixed = treedef.unflatten(map(_sign_at_init, keys, ws))
     else:
       fixed = jax.tree.map(_given_sign, params, signs, is_leaf=_is_masked)
-    return DeepRState(jnp.zeros([], jnp.int32), key, fixed)
+    return DeepRState(jnp.zeros([], jnp.int32), state_key, fixed)
 
   def update_fn(updates, state: DeepRState, params=None):
     if params is None:

@@ -116,10 +116,12 @@ class ALIF:
   input with delay d enters v at step t + d; a recurrent spike with delay d,
   fed back one step later as the carry's z, enters at t + 1 + d.
 
-  Params: `w_in` [I, R], `w_rec` [R, R]; the diagonal of `w_rec` is ignored
-  (no self-connections). The delays are not params: `delays(I)` draws them
-  from `delay_seed` as constants of the graph. Carry: `LSNNState`. Inputs:
-  x [B, I]. Outputs: `LSNNOutput(z, v, thr)`, thr being A_t.
+  Params: `w_in` [I, R], `w_rec` [R, R] (float32; the diagonal of `w_rec`
+  is ignored: no self-connections) and, when n_delay > 1, the synaptic
+  delays `d_in` [I, R] and `d_rec` [R, R] (int32 in {0..D-1}, `delays`).
+  With n_delay = 1 every delay is 0 and the params hold no delays. Carry:
+  `LSNNState`. Inputs: x [B, I]. Outputs: `LSNNOutput(z, v, thr)`, thr
+  being A_t.
 
   tau, thr, tau_a and beta are numbers or sequences of R values (one per
   neuron); beta = 0 makes a neuron a LIF neuron (the sMNIST network has
@@ -134,11 +136,20 @@ class ALIF:
   scales with D.
 
   Notes:
+    The delays are integer params: drawn at init, fixed, never trained (the
+    original's non-trainable `rd.randint(n_delay)`, from NumPy's global RNG;
+    here from the key of `init` or `delays`). `jax.grad` refuses integer
+    inputs, so a training loop of one's own differentiates the floating
+    leaves only: `trained = plstm.task.trainable(params)` (the delays
+    replaced by None, which `jax.grad` and optax pass over), the loss of
+    `plstm.task.merge(trained, params)`, and the updates applied to
+    `trained`. (`jax.grad(..., allow_int=True)` differentiates, but gives
+    the delays float0 gradients, which optax's optimisers cannot take.)
+
     The original's voltage unit V0 = 1 and its injected noise current 0 (its
-    defaults, those of every tutorial) are not options here. Its delays come
-    from NumPy's global RNG; here from `delay_seed`. The decays alpha and rho
-    are computed in float64 and rounded to float32 (the original computes
-    alpha in float32: a difference of at most one ulp).
+    defaults, those of every tutorial) are not options here. The decays
+    alpha and rho are computed in float64 and rounded to float32 (the
+    original computes alpha in float32: a difference of at most one ulp).
   """
 
   n_rec: int
@@ -150,7 +161,6 @@ class ALIF:
   tau_a: PerNeuron = 200.0
   beta: PerNeuron = 1.6
   dampening_factor: float = 0.3
-  delay_seed: int = 0
 
   def __post_init__(self):
     name = type(self).__name__
@@ -182,28 +192,33 @@ class ALIF:
     return np.broadcast_to(np.asarray(value, np.float32), (self.n_rec,))
 
   def init(self, key: Array, input_size: int) -> Params:
-    """The original's dense init: w_in ~ N(0, 1/I), w_rec ~ N(0, 1/R)."""
-    k_in, k_rec = jax.random.split(key)
+    """The original's dense init: w_in ~ N(0, 1/I), w_rec ~ N(0, 1/R), and
+    the delays of `delays` when n_delay > 1."""
+    k_in, k_rec, k_delay = jax.random.split(key, 3)
     r = self.n_rec
     return {
       "w_in": jax.random.normal(k_in, (input_size, r), jnp.float32)
       / math.sqrt(input_size),
       "w_rec": jax.random.normal(k_rec, (r, r), jnp.float32) / math.sqrt(r),
+      **self.delays(k_delay, input_size),
     }
 
-  def delays(self, input_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed synaptic delays (d_in [I, R], d_rec [R, R]) in {0..D-1}.
+  def delays(self, key: Array, input_size: int) -> Params:
+    """The fixed synaptic delays {"d_in": [I, R], "d_rec": [R, R]}, int32.
 
-    Uniform draws, as the original's non-trainable `rd.randint(n_delay)`,
-    from two streams of `delay_seed`, so d_rec does not depend on I.
+    Uniform in {0..D-1}, as the original's non-trainable
+    `rd.randint(n_delay)`, from two streams of `key`, so d_rec does not
+    depend on I. Empty with n_delay = 1 (every delay is 0).
     """
-    streams = np.random.SeedSequence(self.delay_seed).spawn(2)
-    rng_in, rng_rec = (np.random.default_rng(s) for s in streams)
+    if self.n_delay == 1:
+      return {}
+    k_in, k_rec = jax.random.split(key)
     r = self.n_rec
-    return (
-      rng_in.integers(self.n_delay, size=(input_size, r)),
-      rng_rec.integers(self.n_delay, size=(r, r)),
-    )
+    draw = lambda k, shape: jax.random.randint(k, shape, 0, self.n_delay)
+    return {
+      "d_in": draw(k_in, (input_size, r)),
+      "d_rec": draw(k_rec, (r, r)),
+    }
 
   def initial_carry(
     self, batch_size: int | tuple[int, ...], dtype=jnp.float32
@@ -232,9 +247,25 @@ class ALIF:
     del params
     return x.astype(jnp.float32)
 
-  def _delayed(self, w: Array, d: np.ndarray) -> Array:
-    """w [K, R] with a delay axis: [K, R, D], w[k, j] in slot d[k, j]."""
-    return jnp.where(d[..., None] == np.arange(self.n_delay), w[..., None], 0.0)
+  def _delayed(self, w: Array, d: Array | None) -> Array:
+    """w [K, R] with a delay axis: [K, R, D], w[k, j] in slot d[k, j]
+    (d None: every delay 0, D = 1)."""
+    if d is None:
+      return w[..., None]
+    slot = d[..., None] == jnp.arange(self.n_delay)
+    return jnp.where(slot, w[..., None], 0.0)
+
+  def _param_delays(self, params: Params) -> tuple:
+    """(d_in, d_rec) of the params, None with n_delay = 1."""
+    if self.n_delay == 1:
+      return None, None
+    if "d_in" not in params or "d_rec" not in params:
+      raise ValueError(
+        f"{type(self).__name__} with n_delay = {self.n_delay} needs the "
+        "delays in its params: add cell.delays(key, input_size) (cell.init "
+        "draws them)."
+      )
+    return params["d_in"], params["d_rec"]
 
   def recur(
     self,
@@ -247,7 +278,7 @@ class ALIF:
     """One step from x [B, I] (already `project`ed)."""
     del training  # The cell behaves the same in training and evaluation.
     z, v, b, i_future, z_buffer = carry
-    d_in, d_rec = self.delays(x.shape[-1])
+    d_in, d_rec = self._param_delays(params)
     no_autapse = np.eye(self.n_rec, dtype=bool)
     w_rec = jnp.where(no_autapse, 0.0, params["w_rec"])
     i_buf = (

@@ -81,6 +81,29 @@ def epoch_line(record: dict, metric: str, num_seeds: int) -> str:
   )
 
 
+def results(
+  config, history: list[dict], seeds: list[int], stopped: bool, reached
+) -> dict:
+  """The summary of a run, as results.json holds it."""
+  name = f"val_{config.metric}"
+  return {
+    "experiment": config.experiment,
+    "steps": history[-1]["step"],
+    "stopped_early": stopped,
+    "seeds": seeds,
+    "devices": jax.device_count(),
+    "processes": jax.process_count(),
+    "final": history[-1],
+    "metric": config.metric,
+    "mode": config.mode,
+    f"best_{name}": best(config.mode, [r[name] for r in history]),
+    "target": config.target,
+    "target_reached_step": reached,
+    "wall_time_s": history[-1]["wall_time_s"],
+    "config": config.to_dict(),
+  }
+
+
 class MetricWriter:
   """Appends metrics to `metrics.jsonl` and to TensorBoard event files (on
   process 0; elsewhere it does nothing)."""

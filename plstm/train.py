@@ -24,18 +24,8 @@ The workdir receives `metrics.jsonl`, TensorBoard events (`tb/`), orbax
 checkpoints (`checkpoints/`), and at the end `results.json` and a plot of
 the headline metric. Re-running with the same workdir resumes from the
 latest checkpoint and ends with exactly the params of an uninterrupted run,
-however the first run ended (a crash, SIGKILL, SIGTERM, Ctrl-C):
-
-- SIGTERM (a preemption) or SIGINT (Ctrl-C) ends the current step, saves it
-  and raises `Interrupted`; the command line then exits with 128 + the
-  signal's number (143, 130), as a shell reports a run the signal ended, so
-  that launchers see it unfinished. A second signal acts at once.
-- A non-finite metric stops the run naming its step; params and optimiser
-  state are checked before every save, so a bad state never replaces a good
-  checkpoint.
-- An unreadable (corrupt, cut short) latest checkpoint is skipped with a
-  warning: the run resumes from the newest one that restores and moves the
-  bad ones to `corrupt_checkpoints/`.
+however the first run ended (a crash, SIGKILL, SIGTERM, Ctrl-C; see
+`plstm.checkpoints`). A non-finite metric stops the run naming its step.
 
 Several hosts (`--distributed`, or `--coordinator_address`,
 `--num_processes` and `--process_id`) run one program over all their
@@ -127,6 +117,19 @@ def _check(config):
     )
 
 
+def _experiment(name: str):
+  """The experiment module `name`, or a one-line error if it is missing."""
+  try:
+    return importlib.import_module(name)
+  except ModuleNotFoundError as e:
+    if not name.startswith(e.name or "?"):
+      raise  # a dependency of the experiment is missing
+    raise ValueError(
+      f"config.experiment: no module {name!r}; run from the repository root "
+      "(or put it on PYTHONPATH)."
+    ) from None
+
+
 def _evaluate(task, eval_step, params, seed_keys, epoch, sharding) -> dict:
   """The validation metrics of `epoch`, averaged over batches and seeds."""
   per_seed = [task.eval_batches(k.eval, epoch) for k in seed_keys]
@@ -153,7 +156,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   """
   _check(config)
   workdir = checkpoints.prepare_workdir(workdir)
-  task = importlib.import_module(config.experiment).make_task(config)
+  task = _experiment(config.experiment).make_task(config)
   make_tx = task.optimizer or (lambda _: make_optimizer(config))
   metric, target = config.metric, config.target
   better = functools.partial(metrics.better, config.mode)
@@ -265,27 +268,12 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     ckpts.close()
     writer.close()
 
-  name = f"val_{metric}"
-  results = {
-    "experiment": config.experiment,
-    "steps": history[-1]["step"],
-    "stopped_early": stopped,
-    "seeds": seeds,
-    "devices": jax.device_count(),
-    "processes": jax.process_count(),
-    "final": history[-1],
-    "metric": metric,
-    "mode": config.mode,
-    f"best_{name}": metrics.best(config.mode, [r[name] for r in history]),
-    "target": target,
-    "target_reached_step": reached,
-    "wall_time_s": history[-1]["wall_time_s"],
-    "config": config.to_dict(),
-  }
+  results = metrics.results(config, history, seeds, stopped, reached)
   if main:
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     title = f"{config.experiment} ({config.model.name})"
-    metrics.plot_history(history, metric, workdir / f"{name}.png", title)
+    path = workdir / f"val_{metric}.png"
+    metrics.plot_history(history, metric, path, title)
     if task.plot is not None:
       first = jax.tree.map(lambda a: a[0], jax.device_get(state.params))
       task.plot(first, workdir)

@@ -265,6 +265,31 @@ def test_cli_trains_and_prints_the_result(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
 
 
+def test_logs_to_a_file_hold_epoch_lines_and_no_progress_bar(tmp_path):
+  run = _cli(
+    "--config=configs/freq_task.py:smoke",
+    "--config.progress_bar=True",
+    workdir=tmp_path,
+  )
+  assert run.returncode == 0, run.stderr
+  assert "epoch 2 step 6: val_accuracy" in run.stdout
+  assert "\r" not in run.stdout + run.stderr
+  assert "step/s" not in run.stderr
+
+
+def test_a_missing_experiment_is_one_line(tmp_path):
+  run = _cli(
+    "--config=configs/freq_task.py:smoke",
+    "--config.experiment=experiments.nope",
+    workdir=tmp_path,
+  )
+  assert run.returncode == 1
+  assert run.stderr.strip() == (
+    "plstm.train: error: config.experiment: no module 'experiments.nope'; "
+    "run from the repository root (or put it on PYTHONPATH)."
+  )
+
+
 def test_seeds_trained_together_equal_separate_runs(tmp_path):
   config = freq_config.get_config("smoke")
   config.num_seeds = 2
