@@ -20,6 +20,7 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import linen, nnx
 
 from plstm.lstm import Array, Params
@@ -39,11 +40,24 @@ def _input_size(cell, inputs) -> int:
   return x.shape[-1]
 
 
+def _trained(x) -> bool:
+  return jnp.issubdtype(x.dtype, jnp.inexact)
+
+
 def _linen_params(module: linen.Module, input_size: int) -> Params:
-  """One linen param per entry of `module.cell.init`, under the same name."""
+  """One linen variable per entry of `module.cell.init`, under the same
+  name: a param, or for an integer entry (fixed structure, such as the
+  ALIF's delays) a variable of the collection "structure"."""
   init = functools.partial(module.cell.init, input_size=input_size)
-  names = jax.eval_shape(init, jax.random.key(0))
-  return {n: module.param(n, lambda key, n=n: init(key)[n]) for n in names}
+  shapes = jax.eval_shape(init, jax.random.key(0))
+  params = {}
+  for n, shape in shapes.items():
+    if _trained(shape):
+      params[n] = module.param(n, lambda key, n=n: init(key)[n])
+    else:
+      draw = lambda n=n: init(module.make_rng("params"))[n]
+      params[n] = module.variable("structure", n, draw).value
+  return params
 
 
 class LinenCell(linen.RNNCellBase):
@@ -109,7 +123,9 @@ class LinenRNN(linen.Module):
 
 
 class _NNXWrapper(nnx.Module):
-  """Holds a plstm cell and its params as `nnx.Param`s named as the cell's."""
+  """Holds a plstm cell and its params as `nnx.Param`s named as the cell's
+  (integer entries, fixed structure such as the ALIF's delays, as plain
+  `nnx.Variable`s, which `nnx.grad` leaves alone)."""
 
   def __init__(
     self, cell, in_features: int, *, rngs: nnx.Rngs, deterministic: bool = True
@@ -128,7 +144,8 @@ class _NNXWrapper(nnx.Module):
     params = cell.init(rngs.params(), in_features)
     self.param_names = tuple(params)
     for name, value in params.items():
-      setattr(self, name, nnx.Param(value))
+      kind = nnx.Param if _trained(value) else nnx.Variable
+      setattr(self, name, kind(value))
 
   @property
   def params(self) -> Params:
