@@ -6,10 +6,12 @@ plain SGD with lr 0.01 one example at a time (seeds-spec §3.9).
 
 Data: `config.data.csv` (a column `data.column` of a CSV file, loaded with
 NumPy; a non-numeric first row is taken for a header), or, when it is empty,
-a synthetic series of N = `length` values, deterministic from the seed:
+a synthetic series of N = `length` values. Like a CSV file's, it is a fixed
+dataset, the same for every seed of a run (training and validation windows
+come from one series; `synthetic_seed` picks another):
 
   y_t = trend t / N + sum_k A_k sin(2 pi t / P_k + phi_k) + noise e_t,
-  phi_k ~ U(0, 2 pi),  e_t ~ N(0, 1)   (NumPy default_rng([seed, 0])).
+  phi_k ~ U(0, 2 pi),  e_t ~ N(0, 1)   (default_rng([synthetic_seed, 0])).
 
 The series is standardised with the mean and std of its first
 `train_fraction`, whose targets train; the targets after it validate. An
@@ -19,17 +21,17 @@ z_{t-W+i} - z_{t-1}, one value per step, and its last h gives the change:
 
   z_hat_t = z_{t-1} + w^T h_W + b.
 
-Loss: the MSE (the notebook's ((t - y)^2).mean(axis=0).sum() for one
-output), in standardised units. Baseline: persistence z_hat_t = z_{t-1}
-("persistence_loss"), the zero-output model. "accuracy" is the fraction
-of forecasts within 0.1 (standard deviations of the series) of the
-target ("persistence_accuracy" the same for the baseline).
+Loss and headline metric "mse": the MSE (the notebook's
+((t - y)^2).mean(axis=0).sum() for one output), in standardised units.
+Baseline: persistence z_hat_t = z_{t-1} ("persistence_mse"), the
+zero-output model.
 
 Batches: `batch_size` windows per step, in time order (`shuffle` False:
 step s takes windows s B, ..., s B + B - 1, modulo their number; with B = 1
-the notebook's online pass) or drawn at random from default_rng([seed, 2,
-step]) (`shuffle` True). Validation: all validation windows in batches of
-`eval_batch_size`; the last incomplete batch is dropped.
+the notebook's online pass) or drawn at random without replacement by
+`plstm.task.numpy_rng(data_key, step)` (`shuffle` True). Validation: all
+validation windows in batches of `eval_batch_size`, the same each epoch;
+the last incomplete batch is dropped.
 
 Notes:
   The notebook's stock data (`stockTT.bin`) is not published; its LSTM
@@ -48,11 +50,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import plstm
 
-TOLERANCE = 0.1  # standardised units
 INITS = ("flax", "notebook")
 
 
@@ -64,7 +64,8 @@ def synthetic(
   trend: float,
   noise: float,
 ) -> np.ndarray:
-  """The synthetic series [N] float64 of the module docstring."""
+  """The synthetic series [N] float64 of the module docstring, drawn from
+  default_rng([seed, 0])."""
   rng = np.random.default_rng([seed, 0])
   t = np.arange(length, dtype=np.float64)
   phases = rng.uniform(0.0, 2 * np.pi, len(periods))
@@ -108,26 +109,20 @@ def load_csv(path: str, column: int) -> np.ndarray:
     ) from None
 
 
-@functools.lru_cache(maxsize=8)
-def _series(csv, column, seed, length, periods, amplitudes, trend, noise):
-  if csv:
-    return load_csv(csv, column)
-  return synthetic(seed, length, periods, amplitudes, trend, noise)
-
-
 def series(config) -> np.ndarray:
   """The raw series [N] float64 of `config.data`."""
   d = config.data
-  y = _series(
-    d.csv,
-    d.column,
-    config.seed,
-    d.length,
-    tuple(d.periods),
-    tuple(d.amplitudes),
-    d.trend,
-    d.noise,
-  )
+  if d.csv:
+    y = load_csv(d.csv, d.column)
+  else:
+    y = synthetic(
+      d.synthetic_seed,
+      d.length,
+      tuple(d.periods),
+      tuple(d.amplitudes),
+      d.trend,
+      d.noise,
+    )
   num_train = int(d.train_fraction * len(y))
   if num_train <= d.window or len(y) - num_train < d.eval_batch_size:
     raise ValueError(
@@ -155,93 +150,95 @@ def windows(z: np.ndarray, window: int, targets: np.ndarray) -> dict:
   return {"window": z[rows], "target": z[targets]}
 
 
-def train_batch(config, step: int) -> dict:
-  """The windows of `step`, a pure function of (seed, step)."""
-  d = config.data
-  z, n = standardised(config)
-  targets = np.arange(d.window, n)  # the training targets t >= W
-  if d.shuffle:
-    rng = np.random.default_rng([config.seed, 2, step])
-    picked = rng.choice(len(targets), d.batch_size, replace=False)
-  else:
-    picked = (step * d.batch_size + np.arange(d.batch_size)) % len(targets)
-  return windows(z, d.window, targets[picked])
-
-
-def eval_batches(config, epoch: int) -> list[dict]:
-  """Every validation window (targets t >= n), the same each epoch."""
-  del epoch
-  d = config.data
-  z, n = standardised(config)
-  targets = np.arange(n, len(z))
-  count = len(targets) // d.eval_batch_size
-  return [
-    windows(z, d.window, chunk)
-    for chunk in np.split(targets[: count * d.eval_batch_size], count)
-  ]
-
-
-def make_optimizer(config) -> optax.GradientTransformation:
-  """`config.optimizer` (`plstm.optimizers.default_config`) as optax."""
-  return plstm.optimizers.make(config.optimizer)
-
-
-def _cell(config) -> plstm.LSTM:
-  if config.model.init == "notebook":
+def make_cell(model) -> plstm.LSTM:
+  """The LSTM of `model` (a config's `model` block), initialised as
+  `model.init` says."""
+  if model.init not in INITS:
+    raise ValueError(
+      f"config.model.init must be one of {INITS}, got {model.init!r}."
+    )
+  if model.init == "notebook":
     normal = jax.nn.initializers.normal(0.01)
     return plstm.LSTM(
-      config.model.hidden,
+      model.hidden,
       forget_bias=0.0,
       kernel_init=normal,
       recurrent_kernel_init=normal,
     )
-  return plstm.LSTM(config.model.hidden)
+  return plstm.LSTM(model.hidden)
 
 
-def init_params(config, key: jax.Array) -> dict:
+def init_params(model, cell, key: jax.Array) -> dict:
   """Params {"rnn", "head": {"w" [H, 1], "b" [1]}}."""
-  if config.model.init not in INITS:
-    raise ValueError(
-      f"config.model.init must be one of {INITS}, got {config.model.init!r}."
-    )
-  series(config)  # Reports a missing file or too short a series now.
   k_rnn, k_head = jax.random.split(key)
   head_init = (
     jax.nn.initializers.normal(0.01)
-    if config.model.init == "notebook"
+    if model.init == "notebook"
     else jax.nn.initializers.lecun_normal()
   )
   return {
-    "rnn": _cell(config).init(k_rnn, 1),
+    "rnn": cell.init(k_rnn, 1),
     "head": {
-      "w": head_init(k_head, (config.model.hidden, 1), jnp.float32),
+      "w": head_init(k_head, (model.hidden, 1), jnp.float32),
       "b": jnp.zeros((1,), jnp.float32),
     },
   }
 
 
-def predict(config, params: dict, window):
+def predict(cell, params: dict, window):
   """z_hat [B] from windows [B, W]."""
   last = window[:, -1]
-  _, h = plstm.scan(
-    _cell(config), params["rnn"], (window - last[:, None])[..., None]
-  )
+  _, h = plstm.scan(cell, params["rnn"], (window - last[:, None])[..., None])
   head = params["head"]
   return last + (h[:, -1] @ head["w"] + head["b"])[:, 0]
 
 
-def loss_fn(
-  config, params: dict, batch: dict, rng: jax.Array, *, training: bool
-):
-  """The MSE, and the model's and persistence's metrics."""
-  del rng, training  # The model draws no randomness.
+def loss_fn(cell, params: dict, batch: dict, key: jax.Array, *, training):
+  """The MSE, and {"loss", "mse"} (the same number) and "persistence_mse";
+  `key` is unused (the model draws no randomness)."""
+  del key, training
   window, target = batch["window"], batch["target"]
-  error = predict(config, params, window) - target
-  persistence = window[:, -1] - target
-  loss = jnp.mean(error**2)
-  return loss, {
-    "loss": loss,
-    "accuracy": jnp.mean(jnp.abs(error) < TOLERANCE),
-    "persistence_loss": jnp.mean(persistence**2),
-    "persistence_accuracy": jnp.mean(jnp.abs(persistence) < TOLERANCE),
+  mse = jnp.mean((predict(cell, params, window) - target) ** 2)
+  return mse, {
+    "loss": mse,
+    "mse": mse,
+    "persistence_mse": jnp.mean((window[:, -1] - target) ** 2),
   }
+
+
+def make_task(config) -> plstm.task.Task:
+  """Forecasting the series of `config.data` with the LSTM of
+  `config.model`, trained by the optimiser of `config.optimizer`
+  (`plstm.optimizers.default_config`)."""
+  d = config.data
+  cell = make_cell(config.model)
+  z, n = standardised(config)  # Reports a missing file or too short a series.
+  train_targets = np.arange(d.window, n)  # the training targets t >= W
+  val_targets = np.arange(n, len(z))
+  count = len(val_targets) // d.eval_batch_size
+  evals = [
+    windows(z, d.window, chunk)
+    for chunk in np.split(val_targets[: count * d.eval_batch_size], count)
+  ]
+
+  def train_batch(key, step):
+    if d.shuffle:
+      rng = plstm.task.numpy_rng(key, step)
+      picked = rng.choice(len(train_targets), d.batch_size, replace=False)
+    else:
+      picked = (step * d.batch_size + np.arange(d.batch_size)) % len(
+        train_targets
+      )
+    return windows(z, d.window, train_targets[picked])
+
+  def eval_batches(key, epoch):
+    del key, epoch  # Every validation window, the same each epoch.
+    return evals
+
+  return plstm.task.Task(
+    init=lambda key, _: init_params(config.model, cell, key),
+    loss=functools.partial(loss_fn, cell),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
+    optimizer=lambda _: plstm.optimizers.make(config.optimizer),
+  )

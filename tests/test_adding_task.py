@@ -7,6 +7,7 @@ import pytest
 
 from configs import adding_task as adding_config
 from experiments import adding_task as adding
+from experiments.common import models
 
 
 def _batch(batch_size=256, seq_len=100, seed=0):
@@ -44,65 +45,74 @@ def test_values_times_and_target():
   np.testing.assert_allclose(b["target"], expected, rtol=1e-6)
 
 
+def _setup(config):
+  """(task, cell, params) of `config`."""
+  task = adding.make_task(config)
+  key = jax.random.key(0)
+  return task, models.make_cell(config.model), task.init(key, key)
+
+
 def test_predicting_the_mean_scores_one_sixth():
-  """The baseline to beat: MSE Var(v_a + v_b) = 1/6, accuracy 2a - a^2."""
+  """The baseline to beat: MSE Var(v_a + v_b) = 1/6."""
   config = adding_config.get_config("smoke")
   config.data.seq_len = 4
-  params = adding.init_params(config, jax.random.key(0))
+  task, _, params = _setup(config)
   params["head"] = {"w": jnp.zeros((8, 1)), "b": jnp.ones((1,))}
   batch = adding.sample(jax.random.key(1), 16384, 4)
-  loss, metrics = _loss_fn(config)(params, batch)
-  # Standard errors: 0.0015 and 0.002.
+  loss, metrics = _loss_fn(task)(params, batch)
+  # Standard error: 0.0015.
   np.testing.assert_allclose(loss, 1 / 6, rtol=0.03)
-  np.testing.assert_allclose(metrics["accuracy"], 0.08 - 0.04**2, atol=7e-3)
+  np.testing.assert_allclose(metrics["mse"], 1 / 6, rtol=0.03)
 
 
-def _loss_fn(config):
+def _loss_fn(task):
   return jax.jit(
-    lambda params, batch: adding.loss_fn(
-      config, params, batch, jax.random.key(0), training=False
+    lambda params, batch: task.loss(
+      params, batch, jax.random.key(0), training=False
     )
   )
 
 
-def test_accuracy_counts_errors_below_0_04():
+def test_mse_is_the_mean_squared_error():
   config = adding_config.get_config("smoke")
-  params = adding.init_params(config, jax.random.key(0))
-  batch = adding.train_batch(config, 0)
-  prediction = adding.predict(config, params, batch, training=False)
+  task, cell, params = _setup(config)
+  batch = task.train_batch(jax.random.key(0), 0)
+  prediction = adding.predict(cell, params, batch, training=False)
   error = np.asarray(prediction - batch["target"])
-  loss_fn = _loss_fn(config)
-  for shift, accuracy in ((0.0, 1.0), (0.03, 1.0), (-0.03, 1.0), (0.05, 0.0)):
+  loss_fn = _loss_fn(task)
+  for shift in (0.0, 0.03, -0.03, 0.05):
     shifted = {**batch, "target": batch["target"] + error + shift}
     loss, metrics = loss_fn(params, shifted)
     np.testing.assert_allclose(loss, shift**2, atol=1e-6)
-    assert metrics["accuracy"] == accuracy
+    np.testing.assert_allclose(metrics["mse"], shift**2, atol=1e-6)
+    assert set(metrics) == {"loss", "mse"}
 
 
 @pytest.mark.parametrize("name", ["plstm", "lstm"])
 def test_models_take_value_and_marker_and_plstm_the_time(name):
   config = adding_config.get_config("smoke")
   config.model.name = name
-  params = adding.init_params(config, jax.random.key(0))
+  task, cell, params = _setup(config)
   assert params["rnn"]["w_x"].shape == (2, 4 * config.model.hidden)
-  batch = adding.train_batch(config, 0)
-  prediction = adding.predict(config, params, batch, training=False)
+  batch = task.train_batch(jax.random.key(0), 0)
+  prediction = adding.predict(cell, params, batch, training=False)
   assert prediction.shape == (config.data.batch_size,)
   later = {**batch, "t": batch["t"] + 0.5}
-  moved = adding.predict(config, params, later, training=False)
+  moved = adding.predict(cell, params, later, training=False)
   # Only the Phased LSTM's time gate sees the timestamps.
   assert (np.abs(np.asarray(moved - prediction)).max() > 1e-4) == (
     name == "plstm"
   )
 
 
-def test_data_is_a_function_of_seed_and_step():
-  config = adding_config.get_config("smoke")
-  a = adding.train_batch(config, 3)
-  jax.tree.map(np.testing.assert_array_equal, a, adding.train_batch(config, 3))
-  assert not np.array_equal(a["x"], adding.train_batch(config, 4)["x"])
-  config.seed = 1
-  assert not np.array_equal(a["x"], adding.train_batch(config, 3)["x"])
+def test_data_is_a_function_of_key_and_step():
+  task = adding.make_task(adding_config.get_config("smoke"))
+  key = jax.random.key(0)
+  a = task.train_batch(key, 3)
+  jax.tree.map(np.testing.assert_array_equal, a, task.train_batch(key, 3))
+  assert not np.array_equal(a["x"], task.train_batch(key, 4)["x"])
+  other = jax.random.key(1)
+  assert not np.array_equal(a["x"], task.train_batch(other, 3)["x"])
 
 
 def test_paper_variant_is_t_1000_and_periods_cover_it():
@@ -117,8 +127,8 @@ def test_bad_seq_len_and_model_are_reported():
   config = adding_config.get_config("smoke")
   config.data.seq_len = 1
   with pytest.raises(ValueError, match="config.data.seq_len must be at least"):
-    adding.init_params(config, jax.random.key(0))
+    adding.make_task(config)
   config = adding_config.get_config("smoke")
   config.model.name = "bn_lstm"
   with pytest.raises(ValueError, match="config.model.name"):
-    adding.init_params(config, jax.random.key(0))
+    adding.make_task(config)
