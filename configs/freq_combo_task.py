@@ -8,12 +8,14 @@ x = sin(t / P1 - s1) + sin(t / P2 - s2); `True` gives sin(2 pi t / P - s).
 Every number below is with the official data (`two_pi = False`).
 
 Small (the default; CPU-sized: Phased LSTM with 32 units instead of 110, 20
-epochs of 157 batches of 32, about 18 minutes on a 2-core CPU):
+epochs of 157 batches of 32):
   python -m plstm.train --config=configs/freq_combo_task.py \
       --workdir=/tmp/combo
-Measured (seed 0, 2 shared CPU cores, 2026-11-28): 80.7% validation
-accuracy after the 20 epochs (615 s); the paper's 90% takes about 50 epochs
-at 110 units.
+Measured (seed 0 of an earlier build, whose batches came from other
+streams, 2026-11-28; wall time in the README): 80.7% validation accuracy
+after the 20 epochs; the paper's 90% (`config.target`, the fraction of
+fresh validation sequences classified right) takes about 50 epochs at 110
+units.
 
 Paper setting (110 units, batch 32, 157 batches and 500 fresh validation
 samples per epoch, 300 epochs; the paper's 5 seeds x 3 models):
@@ -21,8 +23,7 @@ samples per epoch, 300 epochs; the paper's 5 seeds x 3 models):
       --workdir=/tmp/combo_paper --config.model.name=lstm --config.seed=1
 Expected (official `B_Freq_Combo_Task.ipynb` figure, read off the image):
 Phased LSTM about 90% by epoch 50 and 93-94% by epoch 300; LSTM and BN-LSTM
-about 50-60%. Not run here (about 1.3 s a step for the Phased LSTM on a
-2-core CPU, i.e. 17 hours).
+about 50-60%. Not run here (hours on a CPU).
 
 Smoke (seconds; run by the tests):
   python -m plstm.train --config=configs/freq_combo_task.py:smoke \

@@ -5,14 +5,14 @@ time at the events' own times; the baseline LSTM reads the same events binned
 into 5 ms frames. Besides accuracy, the runs log the fraction of units the
 time gate updates (`update_fraction`) and the state updates per digit
 (`updates_per_sample`). Data and models: `experiments/nmnist.py`; the
-MNIST-to-events converter: `experiments/events.py`.
+MNIST-to-events converter: `experiments/common/events.py`.
 
 Data: the digits of `config.data.dir` (default the offline copy
 `../shared/data/mnist`, relative to the repo root: the full 10,000-image test
 set and only the first 22,699 training images, so every number below is
 "MNIST, first 22,699 training images", converted to events) turned into
-N-MNIST-like event streams once per process: 86 s for the 32,699 digits on
-a 2-core CPU. Real N-MNIST instead: `--config.data.source=nmnist
+N-MNIST-like event streams once per process (a minute or two on a CPU for
+the 32,699 digits). Real N-MNIST instead: `--config.data.source=nmnist
 --config.data.dir=DIR` (DIR: tonic's N-MNIST files; `pip install tonic`).
 
 Small (the default; CPU-sized): 512 events a digit (of ~4,900), 64 units,
@@ -21,11 +21,13 @@ r_on fixed at 5%, 5,000 steps of batch 32 (7 passes over the digits), Adam
   python -m plstm.train --config=configs/nmnist.py --workdir=/tmp/nmnist
   python -m plstm.train --config=configs/nmnist.py --workdir=/tmp/nmnist_lstm \
       --config.model.name=lstm
-Measured (seed 0, full test set, 2-core CPU shared with other jobs):
+Measured (seed 0 of an earlier build, whose batches came from other
+streams; full test set; wall times in the README):
   Phased LSTM 80.6% (best and final), update_fraction 4.97%, 1,629 state
-    updates a digit (512 events x 64 units x 0.05); 956 s in all;
-  LSTM on 60 frames 87.9% (best 88.4%), 3,840 updates a digit (60 x 64);
-    162 s in all.
+    updates a digit (512 events x 64 units x 0.05);
+  LSTM on 60 frames 87.9% (best 88.4%), 3,840 updates a digit (60 x 64).
+`config.target` = 0.9 is test accuracy, the fraction of digits classified
+right.
 So here the Phased LSTM makes 2.4x fewer updates but is 7 points less
 accurate: each unit sees only ~5% of 512 events, where the paper's saw 5% of
 all of them. The paper's accuracy needs the full streams (`paper`).

@@ -19,21 +19,22 @@ steps on a fixed random 2,048 of the test images:
   python -m plstm.train --config=configs/smnist.py --workdir=/tmp/smnist
   python -m plstm.train --config=configs/smnist.py --workdir=/tmp/smnist_lstm \
       --config.model.name=lstm
-Measured (seed 0, MNIST, first 22,699 training images; accuracy on the
-fixed 2,048 test images; a 2-core CPU shared with other jobs, load 4-10):
+Measured (seed 0 of an earlier build, whose batches came from other
+streams; MNIST, first 22,699 training images; accuracy on the fixed 2,048
+test images; wall times in the README):
   Phased LSTM 83.3% after 2000 steps (46.4, 64.7, 71.0, 73.6, 76.4, 79.1,
     79.8, 81.1, 82.4, 83.3% every 200 steps; training accuracy about 0.82
-    at the end), 1097 s;
+    at the end);
   LSTM peaks at 27.8% (step 400), then collapses to chance (10-13% from
-    step 800 on; training accuracy 0.09-0.34), 343 s.
+    step 800 on; training accuracy 0.09-0.34).
 
 Paper setting (2000 steps of batch 256; the full test set every 200 steps):
   python -m plstm.train --config=configs/smnist.py:paper \
       --workdir=/tmp/smnist_paper [--config.model.name=lstm]
 Expected: Phased LSTM >= 85% test accuracy after 2000 steps (the original's
-training curve reaches about 0.9); the LSTM far lower (0.1-0.45 there).
-Not run here: about 1 s a step for the Phased LSTM on a 2-core CPU, so
-about 40 min.
+training curve reaches about 0.9; `config.target` = 0.85, the fraction of
+test images classified right); the LSTM far lower (0.1-0.45 there). The
+README records a run of an earlier build.
 
 Smoke (seconds; run by the tests; no MNIST needed): a tiny deterministic
 digit-like stand-in (`mnist_data.synthetic`), 8 units, batch 8, 6 steps:

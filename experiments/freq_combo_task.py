@@ -14,8 +14,10 @@ generated on the fly as the official `SinWaveComboIterator` (public_plstm
   x = sin(2 pi t / P1 - s1) + sin(2 pi t / P2 - s2)       (`two_pi=True`)
 
 Sequences are left-padded with a mask to a fixed 1000 steps. The models are
-task 1's (`experiments/freq_task.py`): Phased LSTM on x with t driving the
-time gate, peephole LSTM on [x, t], and that LSTM with batch-normalised input.
+task 1's (`experiments/common/models.py`): Phased LSTM on x with t driving
+the time gate, peephole LSTM on [x, t], and that LSTM with batch-normalised
+input. Training batches are fresh, drawn from the data key with the step;
+validation batches are fresh every epoch, from the eval key with the epoch.
 
 Notes:
   The official code omits the 2 pi of task 1, so its "periods" are 2 pi
@@ -32,11 +34,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from experiments import freq_task
-
-# The models and the loss are task 1's.
-init_params = freq_task.init_classifier
-loss_fn = freq_task.loss_fn
+import plstm
+from experiments.common import models
 
 MAX_LENGTH = 1000
 MAX_DURATION = 100.0
@@ -109,15 +108,23 @@ def sample(key: jax.Array, batch_size: int, two_pi: bool = False) -> dict:
   return render(draw_waves(k_waves, batch_size), k_times, two_pi)
 
 
-def train_batch(config, step: int) -> dict:
-  """The training batch of `step`, a pure function of (seed, step)."""
-  key = freq_task.train_key(config, step)
-  return sample(key, config.data.batch_size, config.data.two_pi)
+def make_task(config) -> plstm.task.Task:
+  """Task 2 of `config`: fresh batches (`config.data.two_pi`), the
+  classifier of `config.model` (task 1's)."""
+  d = config.data
+  cell = models.make_cell(config.model)
+  n_eval = math.ceil(d.eval_size / d.batch_size)
 
+  def train_batch(key, step):
+    return sample(jax.random.fold_in(key, step), d.batch_size, d.two_pi)
 
-def eval_batches(config, epoch: int) -> list[dict]:
-  """Fresh validation batches for `epoch`."""
-  return [
-    sample(k, config.data.batch_size, config.data.two_pi)
-    for k in freq_task.eval_keys(config, epoch)
-  ]
+  def eval_batches(key, epoch):
+    keys = jax.random.split(jax.random.fold_in(key, epoch), n_eval)
+    return [sample(k, d.batch_size, d.two_pi) for k in keys]
+
+  return plstm.task.Task(
+    init=lambda key, _: models.init_classifier(config.model, cell, key, 1, 2),
+    loss=functools.partial(models.classifier_loss, config.model, cell),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
+  )

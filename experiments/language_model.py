@@ -10,10 +10,17 @@ a "-noun" after it w.p. 0.1, stop words and punctuation drawn from the
 tutorial's weight tables, nouns, verbs and adverbs uniformly. The sentence
 ends at the first "." (or with "." appended once it is over 500
 characters). The training set is `train_size` sentences from
-default_rng([seed, 0]) (the tutorial's 100 in one full batch, or random
-batches of `batch_size` of more), the validation set `eval_size` more from
-default_rng([seed, 1]). Tokens are indices into `VOCAB`, whose index 0
-(`**UNKNOWN**`) also pads sentences on the right to `max_len`.
+default_rng(`CORPUS_SEED`) (the tutorial's 100 in one full batch, or random
+batches of `batch_size` of more, drawn from the data key with the step), the
+validation set `eval_size` more from the eval key (the same every epoch).
+Tokens are indices into `VOCAB`, whose index 0 (`**UNKNOWN**`) also pads
+sentences on the right to `max_len`.
+
+The training set is the task's fixed data set, the same for every seed (as
+MNIST is for sMNIST), not a stream of a run's keys: the unigram baseline of
+the validation batches is the training set's, and `eval_batches` gets only
+the eval key. A seed changes the initialisation, the batches drawn from the
+training set, the dropout masks and the validation sentences.
 
 Model: embedding E [V, D] -> stacked cells (`model.cell`: lstm, or rnn for
 the tutorial's linear RNN) -> Dense(V) -> softmax. Token t predicts token
@@ -44,7 +51,9 @@ Notes:
   (variance scaling 1, fan-in, normal), the head Flax's Dense (LeCun
   normal, zero bias), the cells plstm's (Flax's) defaults, and the initial
   state is zeros. Its LSTM has no forget-gate bias; plstm.LSTM starts it at
-  1.
+  1. The tutorial prints samples from its own random stream; `plot` gets
+  no key, so its three sampled sentences use fixed keys (`SAMPLE_KEY`):
+  they are a function of the params alone.
 """
 
 import functools
@@ -54,7 +63,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import plstm
 
@@ -94,6 +102,8 @@ INDEX = {w: i for i, w in enumerate(VOCAB)}
 MAX_CHARS = 500
 CELLS = ("lstm", "rnn")
 GREEDY_STEPS = 200  # the tutorial's n_steps for greedy decoding
+CORPUS_SEED = (0, 0)  # NumPy's seed of the training sentences
+SAMPLE_KEY = 3  # jax.random.key(3): `plot`'s sampled sentences
 
 
 def _draw(rng: np.random.Generator, table) -> str:
@@ -189,26 +199,45 @@ def _target_mask(lengths: np.ndarray, num_targets: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _corpus(seed: int, split: int, size: int, max_len: int):
-  rng = np.random.default_rng([seed, split])
+def _train_set(size: int, max_len: int):
+  rng = np.random.default_rng(CORPUS_SEED)
   return encode([generate_nonsense(rng) for _ in range(size)], max_len)
 
 
-def _train_set(config):
-  d = config.data
-  return _corpus(config.seed, 0, d.train_size, d.max_len)
+def train_set(data) -> tuple[np.ndarray, np.ndarray]:
+  """The training sentences of `data` (a config's `data` block): tokens
+  [train_size, max_len] and lengths [train_size], the same for every seed
+  (cached, read-only)."""
+  return _train_set(data.train_size, data.max_len)
 
 
-def unigram_log_probs(config) -> np.ndarray:
-  """log p(w) [V] of the training targets, with add-one smoothing."""
-  tokens, lengths = _train_set(config)
+@functools.lru_cache(maxsize=8)
+def _sentences(key_data: bytes, size: int, max_len: int):
+  rng = np.random.default_rng(np.frombuffer(key_data, np.uint32))
+  return encode([generate_nonsense(rng) for _ in range(size)], max_len)
+
+
+def draw_sentences(key: jax.Array, size: int, max_len: int):
+  """`size` sentences drawn with `key` (`plstm.task.numpy_rng(key)`), as
+  tokens [size, max_len] and lengths [size] (cached by the key)."""
+  key_data = np.asarray(jax.random.key_data(key), np.uint32).tobytes()
+  return _sentences(key_data, size, max_len)
+
+
+def unigram_log_probs(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+  """log p(w) [V] of the targets of sentences `tokens` [N, T] of `lengths`
+  [N] (the first token of each is not a target), with add-one smoothing."""
   targets = tokens[:, 1:][_target_mask(lengths, tokens.shape[1] - 1)]
   counts = np.bincount(targets, minlength=len(VOCAB))
   return np.log((counts + 1) / (counts.sum() + len(VOCAB)))
 
 
-def _batch(config, tokens: np.ndarray, lengths: np.ndarray) -> dict:
-  log_p = unigram_log_probs(config)
+@functools.lru_cache(maxsize=8)
+def _unigram(size: int, max_len: int) -> np.ndarray:
+  return unigram_log_probs(*_train_set(size, max_len))
+
+
+def _batch(log_p: np.ndarray, tokens: np.ndarray, lengths: np.ndarray):
   mask = _target_mask(lengths, tokens.shape[1] - 1)
   return {
     "tokens": tokens,
@@ -219,62 +248,20 @@ def _batch(config, tokens: np.ndarray, lengths: np.ndarray) -> dict:
   }
 
 
-def train_batch(config, step: int) -> dict:
-  """`batch_size` training sentences: all of them when that is
-  `train_size` (the tutorial's full batch), else a random subset drawn from
-  default_rng([seed, 2, step])."""
-  d = config.data
-  tokens, lengths = _train_set(config)
-  if d.batch_size != d.train_size:
-    rng = np.random.default_rng([config.seed, 2, step])
-    rows = rng.choice(d.train_size, d.batch_size, replace=False)
-    tokens, lengths = tokens[rows], lengths[rows]
-  return _batch(config, tokens, lengths)
-
-
-def eval_batches(config, epoch: int) -> list[dict]:
-  """The held-out sentences (the same every epoch), in batches of
-  `batch_size`."""
-  del epoch
-  d = config.data
-  n = -(-d.eval_size // d.batch_size)  # ceil
-  tokens, lengths = _corpus(config.seed, 1, n * d.batch_size, d.max_len)
-  return [
-    _batch(config, t, l)
-    for t, l in zip(np.split(tokens, n), np.split(lengths, n), strict=True)
-  ]
-
-
-def make_optimizer(config) -> optax.GradientTransformation:
-  """`config.optimizer` (`plstm.optimizers.default_config`) as optax."""
-  return plstm.optimizers.make(config.optimizer)
-
-
-def _cells(config) -> list:
-  m = config.model
-  if m.cell == "lstm":
-    return [plstm.LSTM(h) for h in m.hidden]
+def make_cells(model) -> list:
+  """The stacked cells of `model` (a config's `model` block)."""
+  if model.cell not in CELLS:
+    raise ValueError(
+      f"config.model.cell must be one of {CELLS}, got {model.cell!r}."
+    )
+  if model.cell == "lstm":
+    return [plstm.LSTM(h) for h in model.hidden]
   # The tutorial's StackedCells RNN has the identity activation.
-  return [plstm.RNN(h, activation=lambda z: z) for h in m.hidden]
+  return [plstm.RNN(h, activation=lambda z: z) for h in model.hidden]
 
 
-def init_params(config, key: jax.Array) -> dict:
+def init_params(model, cells: list, key: jax.Array) -> dict:
   """Params {"embed" [V, D], "rnn": one per layer, "head" {"w", "b"}}."""
-  m = config.model
-  if m.cell not in CELLS:
-    raise ValueError(
-      f"config.model.cell must be one of {CELLS}, got {m.cell!r}."
-    )
-  d = config.data
-  if d.max_len < 2:
-    raise ValueError(
-      f"config.data.max_len must be at least 2, got {d.max_len}."
-    )
-  if not 1 <= d.batch_size <= d.train_size:
-    raise ValueError(
-      f"config.data.batch_size must be in [1, train_size = {d.train_size}], "
-      f"got {d.batch_size}."
-    )
   k_embed, k_rnn, k_head = jax.random.split(key, 3)
   v = len(VOCAB)
   # Flax's nn.Embed initialiser.
@@ -282,11 +269,11 @@ def init_params(config, key: jax.Array) -> dict:
     1.0, "fan_in", "normal", out_axis=0
   )
   return {
-    "embed": embed_init(k_embed, (v, m.embed), jnp.float32),
-    "rnn": plstm.init_stack(_cells(config), k_rnn, m.embed),
+    "embed": embed_init(k_embed, (v, model.embed), jnp.float32),
+    "rnn": plstm.init_stack(cells, k_rnn, model.embed),
     "head": {
       "w": jax.nn.initializers.lecun_normal()(
-        k_head, (m.hidden[-1], v), jnp.float32
+        k_head, (model.hidden[-1], v), jnp.float32
       ),
       "b": jnp.zeros((v,), jnp.float32),
     },
@@ -298,31 +285,33 @@ def _logits(params: dict, h):
 
 
 def next_token_logits(
-  config, params: dict, tokens, rng=None, *, training: bool = False
+  model, cells: list, params: dict, tokens, key=None, *, training=False
 ):
   """Logits [B, T - 1, V] of tokens[:, 1:] given the tokens before them.
 
   In training each layer's input gets variational dropout at rate
-  `config.model.dropout` (one mask per sentence, drawn from `rng`)."""
+  `model.dropout` (one mask per sentence, drawn from `key`)."""
   x = jnp.take(params["embed"], tokens[:, :-1], axis=0)
   _, h = plstm.scan(
-    _cells(config),
+    cells,
     params["rnn"],
     x,
-    residual=config.model.residual,
-    dropout=config.model.dropout,
-    key=rng,
+    residual=model.residual,
+    dropout=model.dropout,
+    key=key,
     training=training,
   )
   return _logits(params, h)
 
 
 def loss_fn(
-  config, params: dict, batch: dict, rng: jax.Array, *, training: bool
+  model, cells: list, params: dict, batch: dict, key, *, training: bool
 ):
   """The tutorial's summed masked NLL, and per-token metrics."""
   tokens, lengths = batch["tokens"], batch["lengths"]
-  logits = next_token_logits(config, params, tokens, rng, training=training)
+  logits = next_token_logits(
+    model, cells, params, tokens, key, training=training
+  )
   targets = tokens[:, 1:]
   total = jnp.sum(plstm.losses.masked_loss(logits, targets, lengths - 1))
   mask = plstm.losses.window_mask(
@@ -337,11 +326,10 @@ def loss_fn(
   }
 
 
-def generate(config, params: dict, keys: list) -> list[str]:
+def generate(cells: list, params: dict, keys: list) -> list[str]:
   """One sentence from "the" per entry of `keys`: greedy where the entry is
   None, else sampled with that key; each runs until "." or the tutorial's
   200 steps."""
-  cells = _cells(config)
 
   @jax.jit
   def step(params, carry, token):
@@ -366,12 +354,62 @@ def generate(config, params: dict, keys: list) -> list[str]:
   return sentences
 
 
-def plot(config, params: dict, workdir) -> None:
+def plot(cells: list, params: dict, workdir) -> None:
   """`samples.txt` (and stdout): greedy and sampled sentences from "the"."""
-  key = jax.random.key(config.seed + 3)
+  key = jax.random.key(SAMPLE_KEY)
   keys = [None] + [jax.random.fold_in(key, i) for i in range(3)]
-  greedy, *sampled = generate(config, params, keys)
+  greedy, *sampled = generate(cells, params, keys)
   lines = [f"greedy:  {greedy}"] + [f"sampled: {s}" for s in sampled]
   text = "\n".join(lines) + "\n"
   print(text, end="")
   (Path(workdir) / "samples.txt").write_text(text)
+
+
+def make_task(config) -> plstm.task.Task:
+  """The tutorial's language model of `config`, trained with
+  `config.optimizer` (`plstm.optimizers.default_config`)."""
+  m, d = config.model, config.data
+  cells = make_cells(m)
+  if d.max_len < 2:
+    raise ValueError(
+      f"config.data.max_len must be at least 2, got {d.max_len}."
+    )
+  if not 1 <= d.batch_size <= d.train_size:
+    raise ValueError(
+      f"config.data.batch_size must be in [1, train_size = {d.train_size}], "
+      f"got {d.batch_size}."
+    )
+  num_eval = -(-d.eval_size // d.batch_size)  # ceil
+
+  def train_batch(key, step):
+    """`batch_size` training sentences: all of them when that is
+    `train_size` (the tutorial's full batch), else a random subset drawn
+    with `numpy_rng(key, step)`."""
+    tokens, lengths = train_set(d)
+    if d.batch_size != d.train_size:
+      rng = plstm.task.numpy_rng(key, step)
+      rows = rng.choice(d.train_size, d.batch_size, replace=False)
+      tokens, lengths = tokens[rows], lengths[rows]
+    return _batch(_unigram(d.train_size, d.max_len), tokens, lengths)
+
+  def eval_batches(key, epoch):
+    """The held-out sentences of `key` (the same every epoch), in batches
+    of `batch_size`."""
+    del epoch
+    tokens, lengths = draw_sentences(key, num_eval * d.batch_size, d.max_len)
+    log_p = _unigram(d.train_size, d.max_len)
+    return [
+      _batch(log_p, t, n)
+      for t, n in zip(
+        np.split(tokens, num_eval), np.split(lengths, num_eval), strict=True
+      )
+    ]
+
+  return plstm.task.Task(
+    init=lambda key, _: init_params(m, cells, key),
+    loss=functools.partial(loss_fn, m, cells),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
+    optimizer=lambda _: plstm.optimizers.make(config.optimizer),
+    plot=functools.partial(plot, cells),
+  )

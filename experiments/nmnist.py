@@ -8,9 +8,11 @@ unverified against the PDF). The paper's exact architecture is not in our
 spec; the choices below are ours.
 
 Data (`config.data.source`):
-  mnist:     MNIST digits (`experiments/mnist_data.py`, from
+  mnist:     MNIST digits (`experiments/common/mnist_data.py`, from
              `config.data.dir`) converted to N-MNIST-like streams by
-             `experiments/events.py` (three saccades, 300 ms, 34x34, ON/OFF);
+             `experiments/common/events.py` (three saccades, 300 ms, 34x34,
+             ON/OFF; the simulated sensor's mismatch is fixed, the same for
+             every seed: it is part of the data set, as N-MNIST's camera);
   nmnist:    real N-MNIST read with tonic from `config.data.dir`;
   synthetic: `mnist_data.synthetic` patterns converted likewise (no files).
 Every digit of the split is converted (or read) once per process and cached
@@ -25,8 +27,10 @@ Training digits keep P = `pool * max_events`, and each batch draws
 `max_events` of a digit's pool at random (in time order): the same density
 of events as in testing, a different subset every time.
 Training batches: a permutation of the (first `train_size`) training digits
-per data epoch, drawn from (config.seed, epoch), the last partial batch
-dropped. Evaluation: the test set, or a fixed random `eval_size` of it.
+per data epoch, drawn from the data key with the epoch (and each batch's
+events with the epoch and the batch), the last partial batch dropped.
+Evaluation: the test set, or a fixed random `eval_size` of it, the same for
+every seed and epoch (the benchmark's test digits: the eval key is unused).
 
 Models (both embed each event's address, E = `config.model.embed`, N(0, 1)):
   plstm: embedding [B, T, E] -> Phased LSTM, t driving the time gate, masked
@@ -35,10 +39,12 @@ Models (both embed each event's address, E = `config.model.embed`, N(0, 1)):
          of them): a frame's input is the sum of its events' embeddings, i.e.
          a linear layer on the 34 x 34 x 2 event-count frame -> LSTM over
          the F frames -> h -> Dense(10).
-The cells are those of `experiments/freq_task.py` (peepholes, N(0, 0.1)
-weights, input-gate bias -0.1). tau ~ exp(U(log 5, log 100)) ms spans 5 ms
-up to one saccade and s ~ U(0, 100) ms covers it, so every unit starts out
-opening at least three times in the 300 ms of a recording.
+A timed cell (`cell.timed`) reads the events at their times, any other cell
+reads the frames. The cells are those of `experiments/common/models.py`
+(peepholes, N(0, 0.1) weights, input-gate bias -0.1). tau ~ exp(U(log 5,
+log 100)) ms spans 5 ms up to one saccade and s ~ U(0, 100) ms covers it, so
+every unit starts out opening at least three times in the 300 ms of a
+recording.
 
 Metrics, besides loss and accuracy:
   update_fraction: the fraction of units whose time gate is open, k > 0,
@@ -52,7 +58,8 @@ Notes:
   Both models see the same (capped) events; the paper's frame baselines saw
   all events. Batches of test digits are weighted as in
   `experiments/smnist.py`: padding copies weigh 0, so the plain mean over
-  batches is the exact mean.
+  batches is the exact mean. The models draw no randomness: the loss's key
+  is unused.
 """
 
 import functools
@@ -64,8 +71,7 @@ import numpy as np
 import optax
 
 import plstm
-from experiments.common import events, mnist_data
-from experiments import freq_task
+from experiments.common import events, mnist_data, models
 
 MODELS = ("plstm", "lstm")
 SOURCES = ("mnist", "nmnist", "synthetic")
@@ -95,8 +101,8 @@ def _stack(encoded: list[dict]) -> dict:
 
 
 def _selection(split: str, total: int, size: int) -> np.ndarray:
-  """The first `size` training digits, or a fixed random `size` test digits
-  (0: all)."""
+  """The first `size` training digits, or a fixed random `size` test digits,
+  the same for every seed (0: all)."""
   if size > total:
     raise ValueError(
       f"config.data.{'train' if split == 'train' else 'eval'}_size ({size}) "
@@ -144,14 +150,15 @@ def _check_source(source: str):
     )
 
 
-def dataset(config, split: str) -> dict:
-  """The cached encoded digits of `split` for `config.data`: at most
-  `max_events` per test digit and `pool * max_events` per training digit."""
-  d = config.data
-  _check_source(d.source)
+def dataset(data, split: str) -> dict:
+  """The cached encoded digits of `split` for `data` (a config's `data`
+  block): at most `max_events` per test digit and `pool * max_events` per
+  training digit."""
+  _check_source(data.source)
   if split == "train":
-    return _dataset(d.source, d.dir, split, d.train_size, d.pool * d.max_events)
-  return _dataset(d.source, d.dir, split, d.eval_size, d.max_events)
+    length = data.pool * data.max_events
+    return _dataset(data.source, data.dir, split, data.train_size, length)
+  return _dataset(data.source, data.dir, split, data.eval_size, data.max_events)
 
 
 def _batch(data: dict, idx: np.ndarray, weight: np.ndarray) -> dict:
@@ -180,43 +187,46 @@ def subsample(batch: dict, max_events: int, rng: np.random.Generator) -> dict:
   }
 
 
-def train_batch(config, step: int) -> dict:
-  """The training batch of `step`, a pure function of (seed, step)."""
-  data = dataset(config, "train")
-  n, size = len(data["label"]), config.data.batch_size
+def train_batch(data, key: jax.Array, step: int) -> dict:
+  """Training batch `step` (from 0) of `data` (a config's `data` block):
+  epoch `step // (N // batch_size)` permutes the digits with
+  `numpy_rng(key, epoch)`, and batch i of it draws each digit's events
+  with `numpy_rng(key, epoch, i)`."""
+  digits = dataset(data, "train")
+  n, size = len(digits["label"]), data.batch_size
   per_epoch = n // size
   if per_epoch == 0:
     raise ValueError(
       f"config.data.batch_size ({size}) exceeds the {n} training digits."
     )
   epoch, i = divmod(step, per_epoch)
-  perm = np.random.default_rng((config.seed, epoch)).permutation(n)
-  batch = _batch(data, perm[i * size : (i + 1) * size], np.ones(size))
-  rng = np.random.default_rng((config.seed, epoch, i))
-  return subsample(batch, config.data.max_events, rng)
+  perm = plstm.task.numpy_rng(key, epoch).permutation(n)
+  batch = _batch(digits, perm[i * size : (i + 1) * size], np.ones(size))
+  rng = plstm.task.numpy_rng(key, epoch, i)
+  return subsample(batch, data.max_events, rng)
 
 
-def eval_batches(config, epoch: int) -> list[dict]:
-  """The same test batches every epoch; padding copies weigh 0 and the real
-  digits num_batches * B / n, so the plain mean metric is the exact mean."""
-  del epoch  # A fixed evaluation set keeps the curve comparable.
-  data = dataset(config, "test")
-  n, size = len(data["label"]), config.data.batch_size
+def eval_batches(data) -> list[dict]:
+  """The test batches of `data` (the same every epoch); padding copies
+  weigh 0 and the real digits num_batches * B / n, so the plain mean metric
+  is the exact mean."""
+  digits = dataset(data, "test")
+  n, size = len(digits["label"]), data.batch_size
   num = math.ceil(n / size)
   weight = np.where(np.arange(num * size) < n, num * size / n, 0.0)
   idx = np.pad(np.arange(n), (0, num * size - n))
   return [
-    _batch(data, i, w)
+    _batch(digits, i, w)
     for i, w in zip(np.split(idx, num), np.split(weight, num), strict=True)
   ]
 
 
-def num_frames(config) -> int:
-  return math.ceil(DURATION_MS / config.data.frame_ms)
+def num_frames(frame_ms: float) -> int:
+  """The LSTM's frames F of `frame_ms` in a recording."""
+  return math.ceil(DURATION_MS / frame_ms)
 
 
-def init_params(config, key: jax.Array) -> dict:
-  """Params {"embed", "rnn", "head"}; checks the config fields it reads."""
+def _check(config):
   m, d = config.model, config.data
   if m.name not in MODELS:
     raise ValueError(
@@ -235,24 +245,33 @@ def init_params(config, key: jax.Array) -> dict:
   for field in ("train_size", "eval_size"):
     if d[field] < 0:
       raise ValueError(f"config.data.{field} must be >= 0, got {d[field]}.")
+
+
+def init_params(cell, embed_size: int, key: jax.Array) -> dict:
+  """Params {"embed", "rnn", "head"} of the classifier on `cell`."""
   k_embed, k_rnn, k_head = jax.random.split(key, 3)
   return {
-    "embed": jax.random.normal(k_embed, (NUM_ADDRESSES, m.embed), jnp.float32),
-    "rnn": freq_task.make_cell(config).init(k_rnn, m.embed),
+    "embed": jax.random.normal(
+      k_embed, (NUM_ADDRESSES, embed_size), jnp.float32
+    ),
+    "rnn": cell.init(k_rnn, embed_size),
     "head": {
       "w": jax.nn.initializers.glorot_uniform()(
-        k_head, (m.hidden, 10), jnp.float32
+        k_head, (cell.hidden_size, 10), jnp.float32
       ),
       "b": jnp.zeros((10,), jnp.float32),
     },
   }
 
 
-def frames(config, x: jax.Array, t: jax.Array, mask: jax.Array) -> jax.Array:
-  """Sums per-event inputs x [B, T, E] into frames [B, F, E] by time t [B, T]
-  (ms; events after the last frame's end go to the last frame)."""
-  f = num_frames(config)
-  index = jnp.clip(jnp.floor(t / config.data.frame_ms), 0, f - 1)
+def frames(
+  x: jax.Array, t: jax.Array, mask: jax.Array, frame_ms: float
+) -> jax.Array:
+  """Sums per-event inputs x [B, T, E] into frames [B, F, E] of `frame_ms`
+  by time t [B, T] (ms; events after the last frame's end go to the last
+  frame)."""
+  f = num_frames(frame_ms)
+  index = jnp.clip(jnp.floor(t / frame_ms), 0, f - 1)
   binned = jax.nn.one_hot(index.astype(jnp.int32), f)
   binned = binned * mask[..., None].astype(binned.dtype)
   return jnp.einsum("btf,bte->bfe", binned, x)
@@ -263,11 +282,11 @@ def embed(table: jax.Array, address: jax.Array) -> jax.Array:
   return table[address]
 
 
-def logits_fn(config, params: dict, batch: dict, *, training: bool):
-  """Class scores [B, 10] from h after the last event (or frame)."""
-  cell = freq_task.make_cell(config)
+def logits(cell, frame_ms: float, params: dict, batch: dict, *, training: bool):
+  """Class scores [B, 10] from h after the last event (a timed cell, fed
+  the events at their times) or the last frame of `frame_ms` (any other)."""
   x = embed(params["embed"], batch["address"])
-  if config.model.name == "plstm":
+  if cell.timed:
     carry, _ = plstm.scan(
       cell,
       params["rnn"],
@@ -276,26 +295,26 @@ def logits_fn(config, params: dict, batch: dict, *, training: bool):
       training=training,
     )
   else:
-    inputs = frames(config, x, batch["t"], batch["mask"])
+    inputs = frames(x, batch["t"], batch["mask"], frame_ms)
     carry, _ = plstm.scan(cell, params["rnn"], inputs, training=training)
   return carry.h @ params["head"]["w"] + params["head"]["b"]
 
 
-def update_metrics(config, params: dict, batch: dict) -> dict:
+def update_metrics(cell, frame_ms: float, params: dict, batch: dict) -> dict:
   """update_fraction, updates_per_sample, events_per_sample (see above)."""
   weight, mask = batch["weight"], batch["mask"].astype(jnp.float32)
   events_per_sample = jnp.sum(mask, axis=1)
-  if config.model.name == "plstm":
+  if cell.timed:
     rnn = params["rnn"]
     k = plstm.time_gate(batch["t"], rnn["tau"], rnn["shift"], rnn["r_on"])
     updates = jnp.sum((k > 0).astype(jnp.float32), axis=-1) * mask
     fraction = jnp.sum(weight[:, None] * updates) / (
-      config.model.hidden * jnp.maximum(jnp.sum(weight * events_per_sample), 1)
+      cell.hidden_size * jnp.maximum(jnp.sum(weight * events_per_sample), 1)
     )
     per_sample = jnp.sum(updates, axis=1)
   else:
     fraction = jnp.float32(1)
-    per_sample = jnp.full_like(weight, num_frames(config) * config.model.hidden)
+    per_sample = jnp.full_like(weight, num_frames(frame_ms) * cell.hidden_size)
   return {
     "update_fraction": fraction,
     "updates_per_sample": jnp.mean(weight * per_sample),
@@ -303,16 +322,34 @@ def update_metrics(config, params: dict, batch: dict) -> dict:
   }
 
 
-def loss_fn(config, params: dict, batch: dict, rng: jax.Array, *, training):
-  """Weighted mean cross-entropy, accuracy and the update counts."""
-  del rng  # The models here draw no randomness.
-  logits = logits_fn(config, params, batch, training=training)
-  weight = batch["weight"]
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-  correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-  loss = jnp.mean(weight * ce)
-  return loss, {
-    "loss": loss,
-    "accuracy": jnp.mean(weight * correct),
-    **update_metrics(config, params, batch),
-  }
+def make_task(config) -> plstm.task.Task:
+  """Event-based MNIST with the cell of `config.model`; the digits are
+  encoded at the first batch that needs them."""
+  _check(config)
+  data, frame_ms = config.data, config.data.frame_ms
+  cell = models.make_cell(config.model)
+
+  def loss(params, batch, key, *, training):
+    """Weighted mean cross-entropy, accuracy and the update counts."""
+    del key  # The models here draw no randomness.
+    scores = logits(cell, frame_ms, params, batch, training=training)
+    weight = batch["weight"]
+    ce = optax.softmax_cross_entropy_with_integer_labels(scores, batch["label"])
+    correct = (jnp.argmax(scores, -1) == batch["label"]).astype(jnp.float32)
+    loss = jnp.mean(weight * ce)
+    return loss, {
+      "loss": loss,
+      "accuracy": jnp.mean(weight * correct),
+      **update_metrics(cell, frame_ms, params, batch),
+    }
+
+  def evaluate(key, epoch):
+    del key, epoch  # A fixed evaluation set keeps the curve comparable.
+    return eval_batches(data)
+
+  return plstm.task.Task(
+    init=lambda key, _: init_params(cell, config.model.embed, key),
+    loss=loss,
+    train_batch=functools.partial(train_batch, data),
+    eval_batches=evaluate,
+  )

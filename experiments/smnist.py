@@ -4,27 +4,35 @@ After Philippe Remy's `mnist_phased_lstm.py` (tensorflow-phased-lstm, the
 custom cell), whose README shows the Phased LSTM near 0.9 training accuracy
 after 2000 steps of batch 256 while the LSTM stays at 0.1-0.45.
 
-Data (`experiments/mnist_data.py`): each 28 x 28 image is read row by row as
-T = 784 steps of one pixel,
+Data (`experiments/common/mnist_data.py`): each 28 x 28 image is read row by
+row as T = 784 steps of one pixel,
   x [B, 784, 1] = pixel / 255 in [0, 1],
   t [B, 784]    = 0, 1, ..., 783 (the pixel index, for the time gate),
   label [B] int32, weight [B] float32 (see `eval_batches`).
 Training batches: a permutation of the training set per data epoch, drawn
-from (config.seed, epoch), cut into batches; the last partial batch of each
-epoch is dropped (a different remainder every epoch).
+from the data key with the epoch, cut into batches; the last partial batch
+of each epoch is dropped (a different remainder every epoch). Evaluation:
+the test set, or a fixed random subset of it, the same for every seed and
+epoch (the benchmark's test images, not a random stream: the eval key is
+unused).
 
 Model: a 32-unit cell on the pixel alone -> h of the last step [B, H] ->
 Dense(10) -> softmax cross-entropy, Adam 1e-3, no gradient clipping:
   plstm: the custom `PhasedLSTMCell`: diagonal peepholes, no gate biases,
     tau ~ exp(U(0, 6)), s ~ U(0, tau), r_on = 0.05 (trained), leak 1e-3 in
     training and 0 in evaluation;
-  lstm:  TF's `BasicLSTMCell`: no peepholes, forget bias 1.
+  lstm:  TF's `BasicLSTMCell`: no peepholes, forget bias 1, and no time
+    (the pixel alone, as the original: t is not a feature).
 Weights as TF's defaults: Glorot-uniform over the fused [1 + H, 4H] kernel
 of `_linear([x, h])` (limit sqrt(6 / (1 + 5H))), peephole vectors
 Glorot-uniform over [H] (limit sqrt(3 / H)), zero biases; the head
 Glorot-uniform with a zero bias. Both models start every batch from a random
 state c, h ~ N(0, 0.1^2) [B, H] (`config.model.init_state_std`), drawn from
-the step's rng (a fixed key in evaluation).
+the loss's key (the step's noise key in training, the eval key in
+evaluation).
+
+`make_data(config.data)` gives the batch functions alone, for other models
+of the same data (`experiments/smnist_lsnn.py`).
 
 Notes:
   BasicLSTMCell adds its forget bias 1 at every step; here the trainable
@@ -49,15 +57,21 @@ from experiments.common import mnist_data
 
 SEQ_LEN = 784
 MODELS = ("plstm", "lstm")
+# The fixed test subset of `eval_size` images: part of the benchmark's
+# definition (the same images for every seed), so not drawn from a run's key.
+EVAL_SUBSET_KEY = 0
 
 
-def _source(config, split: str):
-  if config.data.synthetic:
+def load(data, split: str):
+  """(images uint8 [N, 28, 28], labels int32 [N]) of `split` for `data` (a
+  config's `data` block): MNIST from `data.dir`, or the synthetic stand-in."""
+  if data.synthetic:
     return mnist_data.synthetic(split)
-  return mnist_data.load(split, config.data.dir)
+  return mnist_data.load(split, data.dir)
 
 
-def _batch(images: np.ndarray, labels: np.ndarray, weight: np.ndarray):
+def batch(images: np.ndarray, labels: np.ndarray, weight: np.ndarray) -> dict:
+  """The batch of images [B, 28, 28] uint8, labels [B] and weight [B]."""
   n = len(labels)
   return {
     "x": images.reshape(n, SEQ_LEN, 1).astype(np.float32) / np.float32(255),
@@ -67,54 +81,79 @@ def _batch(images: np.ndarray, labels: np.ndarray, weight: np.ndarray):
   }
 
 
-@functools.lru_cache(maxsize=4)
-def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  key = jax.random.fold_in(jax.random.key(seed), epoch)
-  return np.asarray(jax.random.permutation(key, n))
-
-
-def train_batch(config, step: int) -> dict:
-  """The training batch of `step`, a pure function of (seed, step)."""
-  images, labels = _source(config, "train")
-  size = config.data.batch_size
-  per_epoch = len(labels) // size
+def train_batch(
+  images: np.ndarray,
+  labels: np.ndarray,
+  batch_size: int,
+  key: jax.Array,
+  step: int,
+) -> dict:
+  """Training batch `step` (from 0) of `batch_size` of the images: epoch
+  `step // (N // batch_size)` permutes them with `numpy_rng(key, epoch)`."""
+  per_epoch = len(labels) // batch_size
   if per_epoch == 0:
     raise ValueError(
-      f"config.data.batch_size ({size}) exceeds the {len(labels)} training "
-      "images."
+      f"config.data.batch_size ({batch_size}) exceeds the {len(labels)} "
+      "training images."
     )
   epoch, i = divmod(step, per_epoch)
-  idx = _permutation(config.seed, epoch, len(labels))[i * size : (i + 1) * size]
-  return _batch(images[idx], labels[idx], np.ones(size))
+  perm = plstm.task.numpy_rng(key, epoch).permutation(len(labels))
+  idx = perm[i * batch_size : (i + 1) * batch_size]
+  return batch(images[idx], labels[idx], np.ones(batch_size))
 
 
-def eval_batches(config, epoch: int) -> list[dict]:
-  """The same test batches every epoch, weighted so that their plain mean
-  metrics are the exact means over the evaluated images.
+def eval_batches(
+  images: np.ndarray, labels: np.ndarray, batch_size: int, eval_size: int
+) -> list[dict]:
+  """The evaluation batches, weighted so that their plain mean metrics are
+  the exact means over the evaluated images.
 
-  `config.data.eval_size` images (0: the whole test set, in order; else a
-  fixed random subset, the same for every seed) are padded with weight-0
-  copies to whole batches; the real ones weigh batches * B / eval_size.
+  `eval_size` images (0: all of them, in order; else a fixed random subset,
+  the same for every seed) are padded with weight-0 copies to whole batches;
+  the real ones weigh batches * B / eval_size.
   """
-  del epoch  # A fixed evaluation set keeps the curve comparable.
-  images, labels = _source(config, "test")
-  n = config.data.eval_size or len(labels)
+  n = eval_size or len(labels)
   if n > len(labels):
     raise ValueError(
       f"config.data.eval_size ({n}) exceeds the {len(labels)} test images."
     )
   idx = np.arange(n)
   if n < len(labels):
-    idx = np.asarray(jax.random.permutation(jax.random.key(0), len(labels)))[:n]
-  size = config.data.batch_size
-  num = math.ceil(n / size)
-  weight = np.full(num * size, num * size / n)
+    key = jax.random.key(EVAL_SUBSET_KEY)
+    idx = np.asarray(jax.random.permutation(key, len(labels)))[:n]
+  num = math.ceil(n / batch_size)
+  weight = np.full(num * batch_size, num * batch_size / n)
   weight[n:] = 0
-  idx = np.pad(idx, (0, num * size - n), constant_values=idx[0])
+  idx = np.pad(idx, (0, num * batch_size - n), constant_values=idx[0])
   return [
-    _batch(images[j], labels[j], w)
+    batch(images[j], labels[j], w)
     for j, w in zip(np.split(idx, num), np.split(weight, num), strict=True)
   ]
+
+
+def make_data(data):
+  """`(train_batch(data_key, step), eval_batches(eval_key, epoch))` of
+  `data` (a config's `data` block), the `Task` fields: the training images
+  in a permutation per epoch, and the same test batches every epoch (the
+  key and epoch are unused: a fixed evaluation set keeps the curve
+  comparable). MNIST is loaded at the first batch."""
+  if data.batch_size <= 0:
+    raise ValueError(
+      f"config.data.batch_size must be positive, got {data.batch_size}."
+    )
+  if data.eval_size < 0:
+    raise ValueError(
+      f"config.data.eval_size must be >= 0, got {data.eval_size}."
+    )
+
+  def train(key, step):
+    return train_batch(*load(data, "train"), data.batch_size, key, step)
+
+  def evaluate(key, epoch):
+    del key, epoch
+    return eval_batches(*load(data, "test"), data.batch_size, data.eval_size)
+
+  return train, evaluate
 
 
 def _uniform(limit: float):
@@ -124,91 +163,102 @@ def _uniform(limit: float):
   )
 
 
-def make_cell(config):
-  """The recurrent cell of `config.model`, initialised as TF's defaults."""
-  m = config.model
-  if m.name not in MODELS:
+def make_cell(model):
+  """The recurrent cell of `model` (a config's `model` block), initialised
+  as TF's defaults."""
+  if model.name not in MODELS:
     raise ValueError(
-      f"config.model.name must be one of {MODELS}, got {m.name!r}."
+      f"config.model.name must be one of {MODELS}, got {model.name!r}."
     )
   # One Glorot limit for the x and h parts: they are one kernel in TF.
-  kernel = _uniform(math.sqrt(6 / (1 + 5 * m.hidden)))
-  if m.name == "lstm":
+  kernel = _uniform(math.sqrt(6 / (1 + 5 * model.hidden)))
+  if model.name == "lstm":
     return plstm.LSTM(
-      m.hidden,
-      forget_bias=m.forget_bias,
+      model.hidden,
+      forget_bias=model.forget_bias,
       kernel_init=kernel,
       recurrent_kernel_init=kernel,
     )
   return plstm.PhasedLSTM(
-    m.hidden,
+    model.hidden,
     forget_bias=0.0,
     input_bias=0.0,
     kernel_init=kernel,
     recurrent_kernel_init=kernel,
-    peephole_init=_uniform(math.sqrt(3 / m.hidden)),
-    alpha=m.alpha,
-    r_on=m.r_on,
-    tau_range=tuple(m.tau_range),
+    peephole_init=_uniform(math.sqrt(3 / model.hidden)),
+    alpha=model.alpha,
+    r_on=model.r_on,
+    tau_range=tuple(model.tau_range),
   )
 
 
-def init_params(config, key: jax.Array) -> dict:
-  """Params {"rnn", "head"}; checks the config fields it reads."""
-  if config.data.batch_size <= 0:
-    raise ValueError(
-      f"config.data.batch_size must be positive, got {config.data.batch_size}."
-    )
-  if config.model.init_state_std < 0:
-    raise ValueError(
-      "config.model.init_state_std must be >= 0, got "
-      f"{config.model.init_state_std}."
-    )
-  if config.data.eval_size < 0:
-    raise ValueError(
-      f"config.data.eval_size must be >= 0, got {config.data.eval_size}."
-    )
-  cell = make_cell(config)
+def init_params(cell, key: jax.Array) -> dict:
+  """Params {"rnn", "head"} of the classifier on `cell`."""
   k_rnn, k_shift, k_head = jax.random.split(key, 3)
   rnn = cell.init(k_rnn, input_size=1)
-  if config.model.name == "plstm":
+  if cell.timed:
     # s ~ U(0, tau) per unit, as the custom cell; plstm draws a fixed range.
     rnn["shift"] = jax.random.uniform(k_shift, rnn["tau"].shape) * rnn["tau"]
-  hidden = config.model.hidden
   return {
     "rnn": rnn,
     "head": {
       "w": jax.nn.initializers.glorot_uniform()(
-        k_head, (hidden, 10), jnp.float32
+        k_head, (cell.hidden_size, 10), jnp.float32
       ),
       "b": jnp.zeros((10,), jnp.float32),
     },
   }
 
 
-def logits_fn(config, params: dict, batch: dict, rng: jax.Array, *, training):
-  """Class scores [B, 10] from the last step's h."""
-  cell = make_cell(config)
+def logits(
+  cell,
+  init_state_std: float,
+  params: dict,
+  batch: dict,
+  key: jax.Array,
+  *,
+  training: bool,
+):
+  """Class scores [B, 10] from the last step's h, from the initial state
+  c, h ~ N(0, init_state_std^2) drawn with `key`. A timed cell gets the
+  pixel index as its time; the LSTM gets the pixel alone."""
   normal = functools.partial(
-    jax.random.normal, shape=(batch["x"].shape[0], config.model.hidden)
+    jax.random.normal, shape=(batch["x"].shape[0], cell.hidden_size)
   )
-  k_c, k_h = jax.random.split(rng)
-  std = config.model.init_state_std
-  carry = plstm.LSTMState(c=std * normal(k_c), h=std * normal(k_h))
-  inputs = (
-    (batch["x"], batch["t"]) if config.model.name == "plstm" else batch["x"]
+  k_c, k_h = jax.random.split(key)
+  carry = plstm.LSTMState(
+    c=init_state_std * normal(k_c), h=init_state_std * normal(k_h)
   )
+  inputs = (batch["x"], batch["t"]) if cell.timed else batch["x"]
   carry, _ = plstm.scan(
     cell, params["rnn"], inputs, carry=carry, training=training
   )
   return carry.h @ params["head"]["w"] + params["head"]["b"]
 
 
-def loss_fn(config, params: dict, batch: dict, rng: jax.Array, *, training):
-  """Weighted mean cross-entropy and accuracy for one batch."""
-  logits = logits_fn(config, params, batch, rng, training=training)
-  weight = batch["weight"]
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-  correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-  loss = jnp.mean(weight * ce)
-  return loss, {"loss": loss, "accuracy": jnp.mean(weight * correct)}
+def make_task(config) -> plstm.task.Task:
+  """Sequential MNIST with the cell of `config.model`."""
+  if config.model.init_state_std < 0:
+    raise ValueError(
+      "config.model.init_state_std must be >= 0, got "
+      f"{config.model.init_state_std}."
+    )
+  cell = make_cell(config.model)
+  train, evaluate = make_data(config.data)
+  std = config.model.init_state_std
+
+  def loss(params, batch, key, *, training):
+    """Weighted mean cross-entropy and accuracy for one batch."""
+    scores = logits(cell, std, params, batch, key, training=training)
+    weight = batch["weight"]
+    ce = optax.softmax_cross_entropy_with_integer_labels(scores, batch["label"])
+    correct = (jnp.argmax(scores, -1) == batch["label"]).astype(jnp.float32)
+    loss = jnp.mean(weight * ce)
+    return loss, {"loss": loss, "accuracy": jnp.mean(weight * correct)}
+
+  return plstm.task.Task(
+    init=lambda key, _: init_params(cell, key),
+    loss=loss,
+    train_batch=train,
+    eval_batches=evaluate,
+  )

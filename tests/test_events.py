@@ -1,4 +1,4 @@
-"""The MNIST-to-events converter (experiments/events.py)."""
+"""The MNIST-to-events converter (experiments/common/events.py)."""
 
 import importlib.util
 

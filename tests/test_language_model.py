@@ -11,6 +11,8 @@ import pytest
 from configs import language_model as lm_config
 from experiments import language_model as lm
 
+KEY = jax.random.key(0)
+
 
 def _alternatives(words):
   return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
@@ -146,30 +148,35 @@ def test_encode_pads_right_with_zero_and_cuts_at_max_len():
 
 def test_unigram_baseline_by_hand():
   config = lm_config.get_config("smoke")
-  rng = np.random.default_rng([config.seed, 0])
+  rng = np.random.default_rng(lm.CORPUS_SEED)
   sentences = [lm.generate_nonsense(rng) for _ in range(config.data.train_size)]
   counts = collections.Counter(
     t for s in sentences for t in lm.tokenize(s)[1 : config.data.max_len]
   )
   n, v = sum(counts.values()), len(lm.VOCAB)
-  log_p = lm.unigram_log_probs(config)
+  log_p = lm.unigram_log_probs(*lm.train_set(config.data))
   for word in ("the", ".", "jest", "-"):
     np.testing.assert_allclose(
       log_p[lm.INDEX[word]], np.log((counts[word] + 1) / (n + v)), rtol=1e-6
     )
-  batch = lm.train_batch(config, 0)
-  params = lm.init_params(config, jax.random.key(0))
-  _, metrics = lm.loss_fn(config, params, batch, None, training=False)
+  task = lm.make_task(config)
+  batch = task.train_batch(KEY, 0)
+  params = task.init(KEY, KEY)
+  _, metrics = task.loss(params, batch, None, training=False)
   expected = -sum(c * log_p[lm.INDEX[w]] for w, c in counts.items()) / n
   np.testing.assert_allclose(metrics["unigram_loss"], expected, rtol=1e-5)
 
 
 def test_loss_is_the_summed_nll_of_the_real_targets():
   config = lm_config.get_config("smoke")
-  params = lm.init_params(config, jax.random.key(0))
-  batch = lm.train_batch(config, 0)
-  total, metrics = lm.loss_fn(config, params, batch, None, training=True)
-  logits = np.asarray(lm.next_token_logits(config, params, batch["tokens"]))
+  task = lm.make_task(config)
+  params = task.init(KEY, KEY)
+  batch = task.train_batch(KEY, 0)
+  total, metrics = task.loss(params, batch, None, training=True)
+  cells = lm.make_cells(config.model)
+  logits = np.asarray(
+    lm.next_token_logits(config.model, cells, params, batch["tokens"])
+  )
   t = config.data.max_len - 1
   assert logits.shape == (config.data.batch_size, t, len(lm.VOCAB))
   log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -189,26 +196,24 @@ def test_loss_is_the_summed_nll_of_the_real_targets():
     **batch,
     "tokens": np.where(batch["tokens"] == 0, 5, batch["tokens"]),
   }
-  again, _ = lm.loss_fn(config, params, padded, None, training=True)
+  again, _ = task.loss(params, padded, None, training=True)
   np.testing.assert_allclose(again, total, rtol=1e-6)
 
 
 def test_train_batch_is_the_full_set_or_a_seeded_subset():
   config = lm_config.get_config("smoke")
-  full = lm.train_batch(config, 0)
-  np.testing.assert_array_equal(
-    full["tokens"], lm.train_batch(config, 7)["tokens"]
-  )
+  train_batch = lm.make_task(config).train_batch
+  full = train_batch(KEY, 0)
+  np.testing.assert_array_equal(full["tokens"], train_batch(KEY, 7)["tokens"])
   config.data.train_size = 20
-  a, b = lm.train_batch(config, 3), lm.train_batch(config, 4)
+  task = lm.make_task(config)
+  a, b = task.train_batch(KEY, 3), task.train_batch(KEY, 4)
   assert a["tokens"].shape == (config.data.batch_size, config.data.max_len)
-  np.testing.assert_array_equal(
-    a["tokens"], lm.train_batch(config, 3)["tokens"]
-  )
+  np.testing.assert_array_equal(a["tokens"], task.train_batch(KEY, 3)["tokens"])
   assert not np.array_equal(a["tokens"], b["tokens"])
-  everything = {tuple(r) for r in lm._train_set(config)[0]}
+  everything = {tuple(r) for r in lm.train_set(config.data)[0]}
   assert {tuple(r) for r in a["tokens"]} <= everything
-  evals = lm.eval_batches(config, 1)
+  evals = task.eval_batches(KEY, 1)
   assert len(evals) == 2 and evals[0]["tokens"].shape == a["tokens"].shape
 
 
@@ -216,15 +221,16 @@ def test_train_batch_is_the_full_set_or_a_seeded_subset():
 def test_cells_and_greedy_generation(cell, tmp_path, capsys):
   config = lm_config.get_config("smoke")
   config.model.cell = cell
-  params = lm.init_params(config, jax.random.key(0))
+  task, cells = lm.make_task(config), lm.make_cells(config.model)
+  params = task.init(KEY, KEY)
   assert params["embed"].shape == (len(lm.VOCAB), config.model.embed)
-  greedy, sampled = lm.generate(config, params, [None, jax.random.key(1)])
+  greedy, sampled = lm.generate(cells, params, [None, jax.random.key(1)])
   for s in (greedy, sampled):
     words = s.split()
     assert words[0] == "the" and all(w in lm.INDEX for w in words)
     assert words[-1] == "." or len(words) == lm.GREEDY_STEPS + 1
-  assert lm.generate(config, params, [None]) == [greedy]
-  lm.plot(config, params, tmp_path)
+  assert lm.generate(cells, params, [None]) == [greedy]
+  task.plot(params, tmp_path)
   lines = (tmp_path / "samples.txt").read_text().splitlines()
   assert lines[0] == f"greedy:  {greedy}" and len(lines) == 4
   assert capsys.readouterr().out.splitlines() == lines
@@ -234,9 +240,9 @@ def test_rnn_is_linear_as_the_tutorial():
   config = lm_config.get_config("smoke")
   config.model.cell = "rnn"
   config.model.hidden = (4,)
-  params = lm.init_params(config, jax.random.key(0))
+  params = lm.make_task(config).init(KEY, KEY)
   x = jnp.array([[3.0, -2.0, 1.0, 0.5]])
-  (cell,) = lm._cells(config)
+  (cell,) = lm.make_cells(config.model)
   _, h = cell.step(params["rnn"][0], cell.initial_carry(1), x)
   p = params["rnn"][0]
   np.testing.assert_allclose(h, x @ p["w_x"] + p["b"], rtol=1e-6)
@@ -246,11 +252,11 @@ def test_bad_settings_are_reported():
   config = lm_config.get_config("smoke")
   config.model.cell = "gru"
   with pytest.raises(ValueError, match="config.model.cell"):
-    lm.init_params(config, jax.random.key(0))
+    lm.make_task(config)
   config = lm_config.get_config("smoke")
   config.data.batch_size = 16
   with pytest.raises(ValueError, match="config.data.batch_size"):
-    lm.init_params(config, jax.random.key(0))
+    lm.make_task(config)
 
 
 def test_paper_variant_is_the_tutorial():
@@ -266,12 +272,13 @@ def test_paper_variant_is_the_tutorial():
 
 def test_dropout_acts_in_training_only_and_residual_changes_the_model():
   config = lm_config.get_config("smoke")
-  params = lm.init_params(config, jax.random.key(0))
-  batch = lm.train_batch(config, 0)
+  params = lm.make_task(config).init(KEY, KEY)
+  batch = lm.make_task(config).train_batch(KEY, 0)
   rng = jax.random.key(1)
 
   def loss(training):
-    return float(lm.loss_fn(config, params, batch, rng, training=training)[0])
+    task = lm.make_task(config)  # The config as it stands.
+    return float(task.loss(params, batch, rng, training=training)[0])
 
   plain = loss(False)
   assert loss(True) == pytest.approx(plain)  # rate 0: nothing dropped

@@ -1,4 +1,4 @@
-"""The MNIST loader (experiments/mnist_data.py) on IDX files it writes."""
+"""The MNIST loader (experiments/common/mnist_data.py) on IDX files."""
 
 import gzip
 import sys

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from configs import nmnist as nmnist_config
-from experiments.common import events
 from experiments import nmnist
+from experiments.common import events, models
+
+KEY = jax.random.key(0)
 
 
 def _stream(n: int, seed: int = 0) -> np.ndarray:
@@ -25,6 +27,10 @@ def _config(name: str = "plstm"):
   config = nmnist_config.get_config("smoke")
   config.model.name = name
   return config
+
+
+def _cell(config):
+  return models.make_cell(config.model)
 
 
 def test_encode_pads_on_the_left_and_masks():
@@ -70,13 +76,14 @@ def test_subsample_draws_ordered_subsets_and_keeps_short_rows():
 def test_padding_does_not_change_the_prediction():
   """Left padding leaves the Phased LSTM's carry, hence the logits, as is."""
   config = _config()
-  params = nmnist.init_params(config, jax.random.key(0))
+  params = nmnist.make_task(config).init(KEY, KEY)
+  cell, frame_ms = _cell(config), config.data.frame_ms
   s = _stream(20)
   logits = []
   for length in (20, 27):
     batch = {k: v[None] for k, v in nmnist.encode(s, length).items()}
     batch["address"] = batch["address"].astype(np.int32)
-    logits.append(nmnist.logits_fn(config, params, batch, training=False))
+    logits.append(nmnist.logits(cell, frame_ms, params, batch, training=False))
   np.testing.assert_allclose(logits[0], logits[1], rtol=1e-5, atol=1e-6)
 
 
@@ -96,7 +103,7 @@ def _metrics_batch():
 def test_update_fraction_equals_a_numpy_recount():
   config = _config()
   h = config.model.hidden
-  params = nmnist.init_params(config, jax.random.key(0))
+  params = nmnist.make_task(config).init(KEY, KEY)
   rng = np.random.default_rng(2)
   tau = np.float32(rng.uniform(2, 20, h))
   shift = np.float32(rng.uniform(0, 20, h))
@@ -106,7 +113,9 @@ def test_update_fraction_equals_a_numpy_recount():
     r_on=jnp.full(h, 0.3, jnp.float32),
   )
   batch = _metrics_batch()
-  metrics = nmnist.update_metrics(config, params, batch)
+  metrics = nmnist.update_metrics(
+    _cell(config), config.data.frame_ms, params, batch
+  )
   # The gate is open (k > 0) for 0 < phi < r_on, with alpha = 0.
   t = batch["t"].astype(np.float64)[..., None]
   phi = np.mod(t - shift, tau) / tau
@@ -125,11 +134,10 @@ def test_update_fraction_equals_a_numpy_recount():
 
 def test_the_frame_lstm_updates_every_unit_every_frame():
   config = _config("lstm")
-  params = nmnist.init_params(config, jax.random.key(0))
+  task = nmnist.make_task(config)
+  params = task.init(KEY, KEY)
   batch = {**_metrics_batch(), "weight": np.ones(4, np.float32)}
-  _, metrics = nmnist.loss_fn(
-    config, params, batch, jax.random.key(0), training=False
-  )
+  _, metrics = task.loss(params, batch, KEY, training=False)
   assert metrics["update_fraction"] == 1
   assert metrics["updates_per_sample"] == 60 * config.model.hidden
   assert set(metrics) >= {"loss", "accuracy", "events_per_sample"}
@@ -140,7 +148,7 @@ def test_frames_sum_the_events_of_each_time_bin():
   x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
   t = np.float32([[0.0, 4.9, 5.0, 299.0, 310.0], [0, 0, 12.0, 13.0, 14.0]])
   mask = np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]], bool)
-  got = np.asarray(nmnist.frames(config, x, t, mask))
+  got = np.asarray(nmnist.frames(x, t, mask, config.data.frame_ms))
   expected = np.zeros((2, 60, 3), np.float32)
   for b in range(2):
     for i in range(5):
@@ -149,38 +157,38 @@ def test_frames_sum_the_events_of_each_time_bin():
   np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
-def test_train_batches_are_a_function_of_seed_and_step():
-  config = _config()  # 32 training digits, batches of 8
-  a = nmnist.train_batch(config, 5)
-  b = nmnist.train_batch(config, 5)
+def test_train_batches_are_a_function_of_key_and_step():
+  train_batch = nmnist.make_task(_config()).train_batch  # 32 digits, B = 8
+  a = train_batch(KEY, 5)
+  b = train_batch(KEY, 5)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k])
-  config.seed = 1
-  assert not np.array_equal(nmnist.train_batch(config, 5)["t"], a["t"])
+  assert not np.array_equal(train_batch(jax.random.key(1), 5)["t"], a["t"])
   # One data epoch (4 batches) visits every digit once.
-  epoch = np.concatenate([nmnist.train_batch(config, s)["t"] for s in range(4)])
+  epoch = np.concatenate([train_batch(KEY, s)["t"] for s in range(4)])
   assert len(np.unique(epoch, axis=0)) == 32
   assert a["address"].dtype == np.int32 and a["mask"].shape == (8, 32)
 
 
 def test_eval_batches_weigh_padding_zero_and_give_exact_means():
   config = _config()  # 12 test digits, batches of 8
-  batches = nmnist.eval_batches(config, epoch=1)
+  eval_batches = nmnist.make_task(config).eval_batches
+  batches = eval_batches(KEY, 1)
   assert len(batches) == 2
   weight = np.concatenate([b["weight"] for b in batches])
   np.testing.assert_allclose(weight[:12], 16 / 12)
   np.testing.assert_array_equal(weight[12:], 0)
-  labels = nmnist.dataset(config, "test")["label"]
+  labels = nmnist.dataset(config.data, "test")["label"]
   mean = np.mean([np.mean(b["weight"] * b["label"]) for b in batches])
   assert mean == pytest.approx(labels.mean())
-  again = nmnist.eval_batches(config, epoch=2)
+  again = eval_batches(jax.random.key(1), 2)
   np.testing.assert_array_equal(again[1]["address"], batches[1]["address"])
 
 
 def test_converted_digits_fill_the_event_budget():
   config = _config()  # 32 events a digit, from a pool of 2 x 32 in training
-  assert nmnist.dataset(config, "test")["mask"].shape == (12, 32)
-  data = nmnist.dataset(config, "train")
+  assert nmnist.dataset(config.data, "test")["mask"].shape == (12, 32)
+  data = nmnist.dataset(config.data, "train")
   assert data["address"].shape == (32, 64) and data["mask"].all()
   assert np.all(np.diff(data["t"], axis=1) >= 0)
   assert 0 < data["t"].min() and data["t"].max() <= 300
@@ -204,14 +212,14 @@ def test_bad_config_values_are_named(field, value, match):
   section, key = field.split(".")
   config[section][key] = value
   with pytest.raises(ValueError, match=match):
-    nmnist.init_params(config, jax.random.key(0))
+    nmnist.make_task(config)
 
 
 def test_too_large_a_subset_is_named():
   config = _config()
   config.data.eval_size = 10_000
   with pytest.raises(ValueError, match="config.data.eval_size"):
-    nmnist.eval_batches(config, 1)
+    nmnist.make_task(config).eval_batches(KEY, 1)
 
 
 @pytest.mark.skipif(
@@ -221,23 +229,23 @@ def test_real_nmnist_without_tonic_is_one_clear_error():
   config = _config()
   config.data.source = "nmnist"
   with pytest.raises(ValueError, match="pip install tonic"):
-    nmnist.train_batch(config, 0)
+    nmnist.make_task(config).train_batch(KEY, 0)
 
 
 def test_a_few_steps_fit_one_batch():
   """Adam on one repeated batch: the embedding and cell can memorise it."""
   import optax
 
-  config = _config()
-  batch = jax.tree.map(jnp.asarray, nmnist.train_batch(config, 0))
-  params = nmnist.init_params(config, jax.random.key(0))
+  task = nmnist.make_task(_config())
+  batch = jax.tree.map(jnp.asarray, task.train_batch(KEY, 0))
+  params = task.init(KEY, KEY)
   tx = optax.adam(3e-2)
   state = tx.init(params)
 
   @jax.jit
   def step(params, state):
     grads, metrics = jax.grad(
-      lambda p: nmnist.loss_fn(config, p, batch, None, training=True),
+      lambda p: task.loss(p, batch, None, training=True),
       has_aux=True,
     )(params)
     with jax.numpy_dtype_promotion("standard"):

@@ -21,8 +21,10 @@ change events. `convert` simulates that recording offline:
      rounded to the sensor's 1 us resolution.
 
 c_on and c_off of each pixel are `contrast * (1 + mismatch * N(0, 1))` (at
-least contrast / 10), drawn once from the seed: the sensor's fixed pattern
-mismatch, the same for every digit it records and the only randomness.
+least contrast / 10), drawn once from `convert`'s `seed`: the sensor's fixed
+pattern mismatch, the same for every digit it records and the only
+randomness. It names a sensor (0 by default, whatever a run's seed), so a
+data set converted with it is the same in every run, as N-MNIST's.
 
 Format (as tonic's): one NumPy structured array of `EVENT_DTYPE` per
 recording, sorted by time (ties by y, then x): x, y in 0..33 (column, row),
@@ -163,7 +165,7 @@ def convert(
   The pixels run as one `jax.lax.scan` over the `duration_ms / dt_ms`
   samples (each pixel's reference depends on its past), vectorised over
   pixels and `CHUNK` digits at a time, in float32; the events are then
-  gathered in NumPy.
+  gathered in NumPy. `seed` draws the sensor's thresholds (`thresholds`).
   """
   images = np.asarray(images)
   if images.ndim != 3 or images.shape[1:] != (DIGIT, DIGIT):
