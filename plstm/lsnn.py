@@ -144,7 +144,7 @@ class ALIF:
     replaced by None, which `jax.grad` and optax pass over), the loss of
     `plstm.task.merge(trained, params)`, and the updates applied to
     `trained`. (`jax.grad(..., allow_int=True)` differentiates, but gives
-    the delays float0 gradients, which optax's optimisers cannot take.)
+    the delays float0 gradients, which optax.adam rejects.)
 
     The original's voltage unit V0 = 1 and its injected noise current 0 (its
     defaults, those of every tutorial) are not options here. The decays

@@ -61,8 +61,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import plstm  # noqa: E402
-from experiments.common import lsnn_data
 from experiments import smnist_lsnn  # noqa: E402
+from experiments.common import lsnn_data  # noqa: E402
 from plstm import sparse  # noqa: E402
 
 GROUPS = ("lstm", "plstm", "snn", "sparse", "long")
@@ -472,15 +472,19 @@ def _lsnn_batch(config, pixels: int):
 
 
 def plstm_lsnn(config, pixels: int) -> Runner:
-  """One step of the sMNIST LSNN experiment's training (plstm.train's)."""
-  params = smnist_lsnn.init_params(config, jax.random.key(0))
-  key = jax.random.key(1)
+  """One step of the sMNIST LSNN experiment's training (plstm.train's: the
+  floating leaves trained, the integer delays carried)."""
+  task = smnist_lsnn.make_task(config)
+  keys = plstm.task.seed_keys(0)
+  params = task.init(keys.init, keys.structure)
 
-  def loss(params, batch):
-    return smnist_lsnn.loss_fn(config, params, batch, key, training=True)[0]
+  def loss(trained, batch):
+    full = plstm.task.merge(trained, params)
+    return task.loss(full, batch, keys.noise, training=True)[0]
 
-  tx = smnist_lsnn.make_optimizer(config)
-  return jax_runner(loss, params, _lsnn_batch(config, pixels), tx)
+  tx = task.optimizer(keys.structure)
+  trained = plstm.task.trainable(params)
+  return jax_runner(loss, trained, _lsnn_batch(config, pixels), tx)
 
 
 def snntorch_lsnn(torch, config, pixels: int) -> Runner:

@@ -62,8 +62,7 @@ def _random_grads(step):
   return jax.tree.map(lambda w: jax.random.normal(key, w.shape), _rewired())
 
 
-@jax.jit
-def _rewire_run(seed):
+def _rewire_history(**seed_or_key):
   """200 steps of Adam and DEEP R (p = 0.2) on `_rewired()`, random grads."""
   tx = optax.chain(
     optax.adam(1e-2),
@@ -74,11 +73,15 @@ def _rewire_run(seed):
       l1=1e-2,
       temperature=1e-5,
       mask=lambda params: {k: k != "b" for k in params},
-      seed=seed,
+      **seed_or_key,
     ),
   )
   (_, state), history = _scan(tx, _rewired(), _random_grads, 200)
   return state[1].inner_state.signs, history
+
+
+_rewire_run = jax.jit(lambda seed: _rewire_history(seed=seed))
+_rewire_run_key = jax.jit(lambda key: _rewire_history(key=key))
 
 
 def test_budget_is_exact_every_step_and_signs_never_flip():
@@ -110,6 +113,20 @@ def test_deterministic_for_a_seed():
   a, b, c = jax.device_get((_rewire_run(0), _rewire_run(0), _rewire_run(1)))
   jax.tree.map(np.testing.assert_array_equal, a, b)
   assert not np.array_equal(a[1]["w_rec"][-1], c[1]["w_rec"][-1])
+
+
+def test_a_key_rewires_as_its_seed_and_two_keys_differ():
+  by_seed, by_key, other = jax.device_get(
+    (
+      _rewire_run(3),
+      _rewire_run_key(jax.random.key(3)),
+      _rewire_run_key(jax.random.key(4)),
+    )
+  )
+  jax.tree.map(np.testing.assert_array_equal, by_seed, by_key)
+  assert not np.array_equal(by_key[1]["w_rec"][-1], other[1]["w_rec"][-1])
+  with pytest.raises(ValueError, match="seed or key, not both"):
+    deep_r(0.1, 0.5, seed=0, key=jax.random.key(0))
 
 
 def test_reconnections_split_in_proportion_to_the_sizes():
@@ -308,3 +325,7 @@ def test_vmap_over_seeds_matches_a_loop():
   init = lambda seed: deep_r(0.1, 0.5, seed=seed).init(jnp.ones(3)).key
   keys = jax.random.key_data(jax.jit(jax.vmap(init))(jnp.arange(2)))
   assert not np.array_equal(*keys)
+  # So may the key (a seed's structure key, in plstm.train).
+  init = lambda key: deep_r(0.1, 0.5, key=key).init(jnp.ones(3)).key
+  keys = jax.jit(jax.vmap(init))(jax.random.split(jax.random.key(0)))
+  assert not np.array_equal(*jax.random.key_data(keys))

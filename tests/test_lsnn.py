@@ -5,6 +5,7 @@ initialisation and the readout helpers."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import plstm
@@ -22,7 +23,9 @@ def _np_reference(cell, params, x):
   x = np.asarray(x, np.float64)
   n_batch, n_time, n_in = x.shape
   r, n_delay, dt = cell.n_rec, cell.n_delay, cell.dt
-  d_in, d_rec = cell.delays(n_in)
+  # The delays of the params (none with n_delay = 1: every delay is 0).
+  d_in = np.asarray(params.get("d_in", np.zeros((n_in, r), int)))
+  d_rec = np.asarray(params.get("d_rec", np.zeros((r, r), int)))
   w_in = np.asarray(params["w_in"], np.float64)
   w_rec = np.array(params["w_rec"], np.float64)
   np.fill_diagonal(w_rec, 0.0)
@@ -75,7 +78,6 @@ def test_matches_numpy_rederivation_of_the_original():
     n_delay=4,
     tau_a=np.linspace(30.0, 300.0, r),
     beta=[0.0] * 5 + [1.7] * 7,
-    delay_seed=3,
   )
   params = cell.init(jax.random.key(0), 6)
   x = _spike_trains((3, 240, 6), 0.1, seed=1)
@@ -89,7 +91,8 @@ def test_matches_numpy_rederivation_of_the_original():
   assert 0.01 < np.mean(z > 0) < 0.3
   assert suppressed > 0
   assert np.ptp(thr[..., 5:]) > 0.01
-  assert set(np.unique(cell.delays(6)[0])) == {0, 1, 2, 3}
+  assert set(np.unique(params["d_in"])) == {0, 1, 2, 3}
+  assert set(np.unique(params["d_rec"])) == {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("n_refractory", [0, 1, 3])
@@ -114,11 +117,16 @@ def test_input_delay():
   # A single input spike at t = 0 through a synapse of delay d first moves
   # v at step d (slot 0 of the buffer is consumed at once).
   seen = set()
-  for seed in (0, 1, 3, 7):  # seeds whose delay d_in[0, 0] is 3, 0, 2, 1
-    cell = lsnn.LIF(2, thr=1e3, n_delay=4, delay_seed=seed)
-    d = int(cell.delays(1)[0][0, 0])
+  cell = lsnn.LIF(2, thr=1e3, n_delay=4)
+  for seed in (0, 3, 4, 9):  # keys whose delay d_in[0, 0] is 3, 0, 2, 1
+    delays = cell.delays(jax.random.key(seed), 1)
+    d = int(delays["d_in"][0, 0])
     seen.add(d)
-    params = {"w_in": jnp.array([[1.0, 0.0]]), "w_rec": jnp.zeros((2, 2))}
+    params = {
+      "w_in": jnp.array([[1.0, 0.0]]),
+      "w_rec": jnp.zeros((2, 2)),
+      **delays,
+    }
     x = jnp.zeros((1, 8, 1)).at[0, 0, 0].set(1.0)
     _, out = plstm.scan(cell, params, x)
     assert _first_nonzero(out.v[0, :, 0]) == d
@@ -133,16 +141,16 @@ def test_recurrent_delay():
   # synapse 0 -> 1 of delay d one step later than an input would: at
   # t_spike + 1 + d.
   seen = set()
-  for seed in range(4):  # seeds whose delay d_rec[0, 1] is 2, 1, 3, 0
-    cell = lsnn.LIF(
-      2, thr=(0.03, 1e3), n_refractory=2, n_delay=4, delay_seed=seed
-    )
-    d_in, d_rec = cell.delays(1)
+  cell = lsnn.LIF(2, thr=(0.03, 1e3), n_refractory=2, n_delay=4)
+  for seed in (0, 1, 2, 16):  # keys whose delay d_rec[0, 1] is 2, 0, 1, 3
+    delays = cell.delays(jax.random.key(seed), 1)
+    d_in, d_rec = delays["d_in"], delays["d_rec"]
     d = int(d_rec[0, 1])
     seen.add(d)
     params = {
       "w_in": jnp.array([[1.0, 0.0]]),
       "w_rec": jnp.array([[0.0, 1.0], [0.0, 0.0]]),
+      **delays,
     }
     x = jnp.zeros((1, 16, 1)).at[0, 0, 0].set(1.0)
     _, out = plstm.scan(cell, params, x)
@@ -150,6 +158,55 @@ def test_recurrent_delay():
     assert spikes.tolist() == [int(d_in[0, 0]) + 1]
     assert _first_nonzero(out.v[0, :, 1]) == spikes[0] + 1 + d
   assert seen == {0, 1, 2, 3}
+
+
+def test_delays_are_integer_params_of_the_key():
+  cell = lsnn.ALIF(9, n_delay=5)
+  params = cell.init(jax.random.key(0), 4)
+  assert params["d_in"].shape == (4, 9) and params["d_rec"].shape == (9, 9)
+  assert params["d_in"].dtype == params["d_rec"].dtype == jnp.int32
+  for d in (params["d_in"], params["d_rec"]):
+    assert set(np.unique(d)) == set(range(5))
+  same = cell.delays(jax.random.key(7), 4)
+  jax.tree.map(
+    np.testing.assert_array_equal, same, cell.delays(jax.random.key(7), 4)
+  )
+  other = cell.delays(jax.random.key(8), 4)
+  assert not np.array_equal(same["d_in"], other["d_in"])
+  assert not np.array_equal(same["d_rec"], other["d_rec"])
+  # d_rec is drawn from a stream of its own: it does not depend on I.
+  np.testing.assert_array_equal(
+    same["d_rec"], cell.delays(jax.random.key(7), 6)["d_rec"]
+  )
+  # n_delay = 1: no delays in the params; n_delay > 1 needs them.
+  assert set(lsnn.ALIF(9).init(jax.random.key(0), 4)) == {"w_in", "w_rec"}
+  weights = {k: params[k] for k in ("w_in", "w_rec")}
+  with pytest.raises(ValueError, match=r"cell.delays\(key, input_size\)"):
+    plstm.scan(cell, weights, jnp.zeros((1, 3, 4)))
+
+
+def test_training_takes_the_floating_leaves():
+  # The docstring's recipe: jax.grad refuses the int delays, so a loop of
+  # one's own trains `trainable(params)` and merges the delays back.
+  cell = lsnn.ALIF(6, n_delay=3, thr=0.05)
+  params = cell.init(jax.random.key(4), 4)
+  x = _spike_trains((2, 30, 4), 0.3, seed=5)
+
+  def loss(p):
+    return jnp.sum(plstm.scan(cell, p, x)[1].v)
+
+  with pytest.raises(TypeError, match="allow_int"):
+    jax.grad(loss)(params)
+  tx = optax.adam(1e-2)
+  trained = plstm.task.trainable(params)
+  grads = jax.grad(lambda t: loss(plstm.task.merge(t, params)))(trained)
+  with jax.numpy_dtype_promotion("standard"):  # optax.adam: float ** int.
+    updates, _ = tx.update(grads, tx.init(trained), trained)
+  new = plstm.task.merge(optax.apply_updates(trained, updates), params)
+  for k in ("d_in", "d_rec"):
+    np.testing.assert_array_equal(new[k], params[k])
+    assert new[k].dtype == jnp.int32
+  assert not np.array_equal(new["w_in"], params["w_in"])
 
 
 def test_lif_is_alif_without_adaptation():
@@ -179,7 +236,9 @@ def test_no_self_connection():
   changed = dict(params, w_rec=params["w_rec"] + 5.0 * jnp.eye(6))
   assert spikes(params).sum() > 0
   np.testing.assert_array_equal(spikes(params), spikes(changed))
-  g = jax.grad(lambda p: jnp.sum(spikes(p)))(params)["w_rec"]
+  g = jax.grad(lambda w: jnp.sum(spikes(dict(params, w_rec=w))))(
+    params["w_rec"]
+  )
   np.testing.assert_array_equal(np.diag(g), np.zeros(6))
   assert np.abs(g).sum() > 0
 
@@ -247,7 +306,11 @@ def test_scan_matches_loop_with_mask_and_grad_is_finite():
   def loss(p):
     return jnp.sum(plstm.scan(cell, p, x_pad, mask=mask)[1].z)
 
-  grads = jax.grad(loss)(params)
+  # The floating leaves: the delays are integer params, not trained.
+  trained = plstm.task.trainable(params)
+  grads = jax.grad(lambda t: loss(plstm.task.merge(t, params)))(trained)
+  assert set(grads) == {"w_in", "w_rec", "d_in", "d_rec"}
+  assert grads["d_in"] is None and grads["d_rec"] is None
   for g in jax.tree.leaves(grads):
     assert np.all(np.isfinite(g)) and np.abs(g).sum() > 0
 

@@ -1,4 +1,5 @@
-"""Tests of experiments/lsnn_data.py against NumPy ports of LSNN-official."""
+"""Tests of experiments/common/lsnn_data.py against NumPy ports of
+LSNN-official."""
 
 import itertools
 

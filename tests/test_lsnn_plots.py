@@ -1,4 +1,5 @@
-"""experiments/lsnn_plots.py writes the LSNN tutorials' figures as PNGs."""
+"""experiments/common/lsnn_plots.py writes the LSNN tutorials' figures as
+PNGs."""
 
 import numpy as np
 import pytest

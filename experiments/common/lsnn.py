@@ -2,12 +2,15 @@
 its sparse signed weights, the filtered readout, the firing-rate regulariser,
 and Adam with DEEP R rewiring.
 
-Shared by `experiments/smnist_lsnn.py` and `experiments/store_recall.py`;
-it reads `config.model` (the network), `config.rewiring` and
-`config.optimizer`. Follows the LSNN-official tutorials (seeds-spec §2.4-2.7):
+Shared by `experiments/smnist_lsnn.py` and `experiments/store_recall.py`:
+`make_network(config, n_in, n_out, bias)` reads `config.model` (the
+network), `config.rewiring` and `config.optimizer` once and gives the
+`Network`'s functions. Follows the LSNN-official tutorials (seeds-spec
+§2.4-2.7):
 
   neurons: n_regular LIF (beta = 0) then n_adaptive ALIF (beta), one
-    `plstm.ALIF` population, R = n_regular + n_adaptive;
+    `plstm.ALIF` population, R = n_regular + n_adaptive, with synaptic
+    delays in {0..n_delay-1} (int32 params `d_in`, `d_rec`, fixed);
   weights: with rewiring (0 < connectivity < 1) `plstm.weight_sampler`
     draws w_in [I, R], w_rec [R, R] and w_out [R, O] sparse; with
     `neuron_sign` their rows carry Dale's-law signs (input neurons shuffled,
@@ -22,12 +25,15 @@ it reads `config.model` (the network), `config.rewiring` and
   optimiser: Adam whose learning rate decays x decay_rate every decay_every
     steps (staircase), then `plstm.deep_r` on w_in, w_rec, w_out.
 
-Departures: the synaptic delays are drawn from `delay_seed = config.seed`,
-the same for every seed trained together with `config.num_seeds`, and so are
-the neuron signs and DEEP R's seed (the optimiser is built once per run).
+Randomness: the weights come from the init key; the fixed random structure,
+the synaptic delays, the input neurons' shuffled signs and DEEP R's stream,
+from the structure key (`structure_keys`), so seeds trained together get
+their own delays, signs and rewiring.
 """
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,9 +44,56 @@ import plstm
 REWIRED = ("w_in", "w_rec", "w_out")
 
 
-def make_cell(config) -> plstm.ALIF:
-  """The population: n_regular LIF neurons, then n_adaptive ALIF ones."""
-  m = config.model
+class StructureKeys(NamedTuple):
+  """The structure key split by use."""
+
+  signs: jax.Array  # the shuffle of the input neurons' signs
+  delays: jax.Array  # the synaptic delays
+  deep_r: jax.Array  # DEEP R's stream (its noise and reconnections)
+
+
+def structure_keys(key: jax.Array) -> StructureKeys:
+  """`key` (a seed's structure key) split three ways."""
+  return StructureKeys(*jax.random.split(key, len(StructureKeys._fields)))
+
+
+class Network(NamedTuple):
+  """An LSNN's functions, built once from a config by `make_network`.
+
+  Attributes:
+    cell: the population, a `plstm.ALIF`.
+    rewired: whether the weights are sparse and trained with DEEP R.
+    rec_sign: the recurrent neurons' signs [R] (not shuffled: the same for
+      every seed), or None without Dale's law.
+    init: (key, structure_key) -> params {"w_in", "w_rec", "w_out"}
+      (+ "b_out" with a bias; + int32 "d_in", "d_rec" when n_delay > 1).
+    optimizer: structure_key -> Adam with the schedule, then DEEP R if
+      rewired.
+    signs: structure_key -> (input signs [I], recurrent signs [R]), or None
+      without Dale's law.
+    run: (params, inputs [B, T, I]) -> (final carry, LSNNOutput [B, T, R]
+      each, readout out [B, T, O]).
+    rate_loss: z [B, T, R] -> reg * sum_j (rate_j - f0)^2, rates per ms.
+    spike_stats: (outputs, params) -> firing rates in Hz (mean, max over
+      neurons) and, when rewired, the connectivity of w_in, w_rec and w_out
+      together.
+  """
+
+  cell: plstm.ALIF
+  rewired: bool
+  rec_sign: jax.Array | None
+  init: Callable
+  optimizer: Callable
+  signs: Callable
+  run: Callable
+  rate_loss: Callable
+  spike_stats: Callable
+
+
+def make_cell(model) -> plstm.ALIF:
+  """The population of `model` (a config's `model` block): n_regular LIF
+  neurons, then n_adaptive ALIF ones."""
+  m = model
   if m.n_regular < 0 or m.n_adaptive < 0 or m.n_regular + m.n_adaptive == 0:
     raise ValueError(
       "config.model.n_regular and n_adaptive must be >= 0 with a positive "
@@ -56,13 +109,13 @@ def make_cell(config) -> plstm.ALIF:
     tau_a=m.tau_a,
     beta=(0.0,) * m.n_regular + (m.beta,) * m.n_adaptive,
     dampening_factor=m.dampening_factor,
-    delay_seed=config.seed,
   )
 
 
-def rewired(config) -> bool:
-  """Whether the weights are sparse and trained with DEEP R."""
-  p = config.rewiring.connectivity
+def is_rewired(rewiring) -> bool:
+  """Whether `rewiring` (a config's block) makes the weights sparse and
+  trains them with DEEP R."""
+  p = rewiring.connectivity
   if not 0 <= p <= 1:
     raise ValueError(
       f"config.rewiring.connectivity must be in [0, 1], got {p} (0 or 1: "
@@ -71,108 +124,116 @@ def rewired(config) -> bool:
   return 0 < p < 1
 
 
-def neuron_signs(config, n_in: int):
-  """(input signs [I], recurrent signs [R]) as the tutorial, or None."""
-  if not (rewired(config) and config.rewiring.neuron_sign):
-    return None
-  p = config.rewiring.proportion_excitatory
-  n_rec = config.model.n_regular + config.model.n_adaptive
-  in_sign = plstm.neuron_signs(
-    n_in, p, shuffle_key=jax.random.key(config.seed + 3)
-  )
-  return in_sign, plstm.neuron_signs(n_rec, p)
-
-
-def init_params(config, key: jax.Array, n_in: int, n_out: int, bias: bool):
-  """{"w_in", "w_rec", "w_out"} (+ "b_out" with `bias`)."""
-  cell = make_cell(config)
+def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
+  """The network of `config` with `n_in` inputs and `n_out` readouts
+  (`bias`: whether the readout has a bias "b_out", not rewired)."""
+  m, r, o = config.model, config.rewiring, config.optimizer
+  cell = make_cell(m)
   n_rec = cell.n_rec
-  k_in, k_rec, k_out = jax.random.split(key, 3)
-  if rewired(config):
-    p = config.rewiring.connectivity
-    signs = neuron_signs(config, n_in)
-    in_sign, rec_sign = (None, None) if signs is None else signs
-    params = {
-      "w_in": plstm.weight_sampler(k_in, n_in, n_rec, p, in_sign)[0],
-      "w_rec": plstm.weight_sampler(k_rec, n_rec, n_rec, p, rec_sign)[0],
-      "w_out": plstm.weight_sampler(k_out, n_rec, n_out, p, rec_sign)[0],
-    }
-  else:
-    params = cell.init(k_in, n_in)
-    params["w_out"] = jax.nn.initializers.glorot_uniform()(
-      k_out, (n_rec, n_out), jnp.float32
+  rewired = is_rewired(r)
+  dale = rewired and r.neuron_sign
+  decay = math.exp(-m.dt / m.tau_out)
+  f0 = m.reg_rate / 1000
+  reg, dt = m.reg, m.dt
+
+  rec_sign = (
+    plstm.neuron_signs(n_rec, r.proportion_excitatory) if dale else None
+  )
+
+  def signs(structure_key):
+    if not dale:
+      return None
+    in_sign = plstm.neuron_signs(
+      n_in,
+      r.proportion_excitatory,
+      shuffle_key=structure_keys(structure_key).signs,
     )
-  if bias:
-    params["b_out"] = jnp.zeros((n_out,), jnp.float32)
-  return params
+    return in_sign, rec_sign
 
+  def init(key, structure_key):
+    k_in, k_rec, k_out = jax.random.split(key, 3)
+    delays = cell.delays(structure_keys(structure_key).delays, n_in)
+    if rewired:
+      pair = signs(structure_key)
+      in_sign, rec_sign = (None, None) if pair is None else pair
+      p = r.connectivity
+      params = {
+        "w_in": plstm.weight_sampler(k_in, n_in, n_rec, p, in_sign)[0],
+        "w_rec": plstm.weight_sampler(k_rec, n_rec, n_rec, p, rec_sign)[0],
+        "w_out": plstm.weight_sampler(k_out, n_rec, n_out, p, rec_sign)[0],
+      }
+    else:
+      # The cell's dense weights; its delays are replaced by those of the
+      # structure key.
+      params = {k: v for k, v in cell.init(k_in, n_in).items() if k in REWIRED}
+      params["w_out"] = jax.nn.initializers.glorot_uniform()(
+        k_out, (n_rec, n_out), jnp.float32
+      )
+    params.update(delays)
+    if bias:
+      params["b_out"] = jnp.zeros((n_out,), jnp.float32)
+    return params
 
-def run(config, params: dict, inputs: jax.Array, carry=None):
-  """Spikes through the network: (final carry, LSNNOutput [B, T, R] each,
-  readout out [B, T, O])."""
-  cell = make_cell(config)
-  net = {"w_in": params["w_in"], "w_rec": params["w_rec"]}
-  carry, outputs = plstm.scan(cell, net, inputs, carry=carry)
-  decay = math.exp(-config.model.dt / config.model.tau_out)
-  out = plstm.exp_convolve(outputs.z @ params["w_out"], decay)
-  if "b_out" in params:
-    out = out + params["b_out"]
-  return carry, outputs, out
-
-
-def rate_loss(config, z: jax.Array) -> jax.Array:
-  """reg * sum_j (rate_j - f0)^2, rates in spikes per ms."""
-  f0 = config.model.reg_rate / 1000
-  return config.model.reg * plstm.firing_rate_loss(z, f0, config.model.dt)
-
-
-def make_optimizer(
-  config, n_out: int, bias: bool
-) -> optax.GradientTransformation:
-  """Adam with a staircase-decayed learning rate, then DEEP R if rewired
-  (`n_out` readouts; `bias`: whether the params hold "b_out", not rewired)."""
-  o = config.optimizer
   lr = optax.exponential_decay(
     o.learning_rate, o.decay_every, o.decay_rate, staircase=True
   )
-  tx = optax.adam(lr)
-  if not rewired(config):
-    return tx
-  r = config.rewiring
-  signs = None
-  n_in = config.model.n_in
-  pair = neuron_signs(config, n_in)
-  if pair is not None:
-    in_sign, rec_sign = pair
-    n_rec = rec_sign.shape[0]
-    signs = {
-      "w_in": jnp.broadcast_to(in_sign[:, None], (n_in, n_rec)),
-      "w_rec": jnp.broadcast_to(rec_sign[:, None], (n_rec, n_rec)),
-      "w_out": jnp.broadcast_to(rec_sign[:, None], (n_rec, n_out)),
-    }
+  # The params' names: deep_r's signs mirror them (None where not rewired).
+  delays = jax.eval_shape(lambda k: cell.delays(k, n_in), jax.random.key(0))
+  names = (*REWIRED, *(("b_out",) if bias else ()), *delays)
+
+  def optimizer(structure_key):
+    tx = optax.adam(lr)
+    if not rewired:
+      return tx
+    pair = signs(structure_key)
+    fixed = None
+    if pair is not None:
+      in_sign, rec_sign = pair
+      fixed = dict.fromkeys(names)
+      fixed["w_in"] = jnp.broadcast_to(in_sign[:, None], (n_in, n_rec))
+      fixed["w_rec"] = jnp.broadcast_to(rec_sign[:, None], (n_rec, n_rec))
+      fixed["w_out"] = jnp.broadcast_to(rec_sign[:, None], (n_rec, n_out))
+    return optax.chain(
+      tx,
+      plstm.deep_r(
+        lr,
+        r.connectivity,
+        l1=r.l1,
+        temperature=r.temperature,
+        signs=fixed,
+        mask=lambda params: {k: k in REWIRED for k in params},
+        key=structure_keys(structure_key).deep_r,
+      ),
+    )
+
+  def run(params, inputs, carry=None):
+    net = {k: v for k, v in params.items() if k not in ("w_out", "b_out")}
+    carry, outputs = plstm.scan(cell, net, inputs, carry=carry)
+    out = plstm.exp_convolve(outputs.z @ params["w_out"], decay)
     if bias:
-      signs["b_out"] = None  # deep_r wants the params' structure
-  mask = lambda params: {k: k in REWIRED for k in params}
-  return optax.chain(
-    tx,
-    plstm.deep_r(
-      lr,
-      r.connectivity,
-      l1=r.l1,
-      temperature=r.temperature,
-      signs=signs,
-      mask=mask,
-      seed=config.seed,
-    ),
+      out = out + params["b_out"]
+    return carry, outputs, out
+
+  def rate_loss(z):
+    return reg * plstm.firing_rate_loss(z, f0, dt)
+
+  def spike_stats(outputs, params):
+    rate = jnp.mean(outputs.z, axis=(0, 1)) / dt * 1000
+    stats = {"rate_hz": jnp.mean(rate), "max_rate_hz": jnp.max(rate)}
+    if rewired:
+      weights = [params[k] for k in REWIRED]
+      nonzero = sum(jnp.sum(w != 0) for w in weights)
+      stats["connectivity"] = nonzero / sum(w.size for w in weights)
+    return stats
+
+  return Network(
+    cell,
+    rewired,
+    rec_sign,
+    init,
+    optimizer,
+    signs,
+    run,
+    rate_loss,
+    spike_stats,
   )
-
-
-def spike_stats(config, outputs, params) -> dict:
-  """Firing rates in Hz (mean, max over neurons) and the connectivity."""
-  rate = jnp.mean(outputs.z, axis=(0, 1)) / config.model.dt * 1000
-  stats = {"rate_hz": jnp.mean(rate), "max_rate_hz": jnp.max(rate)}
-  if rewired(config):
-    weights = [params[k] for k in REWIRED]
-    nonzero = sum(jnp.sum(w != 0) for w in weights)
-    stats["connectivity"] = nonzero / sum(w.size for w in weights)
-  return stats
