@@ -191,7 +191,9 @@ def test_run_trains_each_point_then_summarizes(tmp_path):
     assert results["config"]["model"]["n_regular"] == int(
       row["model.n_regular"]
     )
-    assert float(row["val_accuracy"]) == results["final"]["val_accuracy"]
+    assert (
+      float(row["val_recall_error"]) == results["final"]["val_recall_error"]
+    )
 
   again = _sweep(*args, "--run")  # finished points are not run again
   assert again.stdout.count("done already") == 2
