@@ -2,7 +2,10 @@
 
 Each wrapper holds a pure cell and one Flax param per entry of `cell.init`,
 named as there (`w_x`, `w_h`, `b`, `tau`, ...), so params move between a Flax
-model and the pure functions unchanged.
+model and the pure functions unchanged. Integer entries (fixed structure:
+the ALIF's delays `d_in`, `d_rec`) are not params: a linen variable of the
+collection "structure" (inside `flax.linen.RNN`, pass
+`variable_broadcast=("params", "structure")`) or a plain `nnx.Variable`.
 
   `LinenCell`, `NNXCell`: one step, for `flax.linen.RNN` / `flax.nnx.RNN`.
   `LinenRNN`, `NNXRNN`: a whole sequence through `plstm.scan`, which also takes

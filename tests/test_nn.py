@@ -41,14 +41,19 @@ def nnx_params(model):
   return {k: v[...] for k, v in nnx.state(model, nnx.Param).items()}
 
 
+def cell_params(variables):
+  """The cell's params from linen variables: the trained "params" and the
+  integer entries of "structure" (the ALIF's delays)."""
+  return {**variables["params"], **variables.get("structure", {})}
+
+
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
 def test_linen_cell_matches_step_and_time_channel(cell):
   inputs, packed, _ = sequences(cell)
   module = LinenCell(cell)
   carry = module.initialize_carry(None, at(packed, 0).shape)
   variables = module.init(jax.random.key(0), carry, at(inputs, 0))
-  params = variables["params"]
-  want = cell.step(params, carry, at(inputs, 0))
+  want = cell.step(cell_params(variables), carry, at(inputs, 0))
   np.testing.assert_allclose(
     module.apply(variables, carry, at(inputs, 0))[1], want[1]
   )
@@ -62,7 +67,7 @@ def test_linen_rnn_matches_scan_with_mask(cell):
   inputs, packed, mask = sequences(cell)
   module = LinenRNN(cell)
   variables = module.init(jax.random.key(0), inputs, mask=mask)
-  _, want = plstm.scan(cell, variables["params"], inputs, mask=mask)
+  _, want = plstm.scan(cell, cell_params(variables), inputs, mask=mask)
   np.testing.assert_allclose(module.apply(variables, inputs, mask=mask), want)
   np.testing.assert_allclose(module.apply(variables, packed, mask=mask), want)
 
@@ -70,9 +75,11 @@ def test_linen_rnn_matches_scan_with_mask(cell):
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
 def test_linen_nn_rnn_matches_scan(cell):
   inputs, packed, _ = sequences(cell)
-  rnn = linen.RNN(LinenCell(cell))
+  # The ALIF's delays are a "structure" collection: broadcast it too.
+  rnn = linen.RNN(LinenCell(cell), variable_broadcast=("params", "structure"))
   variables = rnn.init(jax.random.key(0), packed)
-  _, want = plstm.scan(cell, variables["params"]["cell"], inputs)
+  cell_variables = {k: v["cell"] for k, v in variables.items()}
+  _, want = plstm.scan(cell, cell_params(cell_variables), inputs)
   np.testing.assert_allclose(
     rnn.apply(variables, packed), want, rtol=1e-6, atol=1e-6
   )
@@ -83,7 +90,7 @@ def test_nnx_cell_matches_step_and_time_channel(cell):
   inputs, packed, _ = sequences(cell)
   module = NNXCell(cell, IN, rngs=nnx.Rngs(0))
   carry = module.initialize_carry(at(packed, 0).shape)
-  want = cell.step(nnx_params(module), carry, at(inputs, 0))
+  want = cell.step(module.params, carry, at(inputs, 0))
   np.testing.assert_allclose(module(carry, at(inputs, 0))[1], want[1])
   np.testing.assert_allclose(module(carry, at(packed, 0))[1], want[1])
 
@@ -92,7 +99,7 @@ def test_nnx_cell_matches_step_and_time_channel(cell):
 def test_nnx_rnn_matches_scan_with_mask(cell):
   inputs, packed, mask = sequences(cell)
   module = NNXRNN(cell, IN, rngs=nnx.Rngs(0))
-  _, want = plstm.scan(cell, nnx_params(module), inputs, mask=mask)
+  _, want = plstm.scan(cell, module.params, inputs, mask=mask)
   np.testing.assert_allclose(module(inputs, mask=mask), want)
   np.testing.assert_allclose(module(packed, mask=mask), want)
 
@@ -101,7 +108,7 @@ def test_nnx_rnn_matches_scan_with_mask(cell):
 def test_nnx_rnn_of_cell_matches_scan(cell):
   inputs, packed, _ = sequences(cell)
   rnn = nnx.RNN(NNXCell(cell, IN, rngs=nnx.Rngs(0)))
-  _, want = plstm.scan(cell, nnx_params(rnn.cell), inputs)
+  _, want = plstm.scan(cell, rnn.cell.params, inputs)
   np.testing.assert_allclose(rnn(packed), want, rtol=1e-6, atol=1e-6)
 
 
@@ -115,6 +122,21 @@ def test_param_names_are_the_cells():
   assert set(rnn_params["params"]["cell"]) == names
   assert set(nnx_params(NNXRNN(cell, IN, rngs=nnx.Rngs(0)))) == names
   assert set(nnx_params(NNXCell(cell, IN, rngs=nnx.Rngs(0)))) == names
+
+
+def test_delays_are_structure_not_params():
+  """The ALIF's integer delays: a linen "structure" variable and a plain
+  nnx.Variable, so gradients see only the floating params."""
+  cell = CELLS[3]
+  inputs, _, mask = sequences(cell)
+  variables = LinenRNN(cell).init(jax.random.key(0), inputs, mask=mask)
+  assert set(variables["structure"]) == {"d_in", "d_rec"}
+  assert not {"d_in", "d_rec"} & set(variables["params"])
+  assert variables["structure"]["d_rec"].dtype == jnp.int32
+  model = NNXRNN(cell, IN, rngs=nnx.Rngs(0))
+  assert not {"d_in", "d_rec"} & set(nnx_params(model))
+  grads = nnx.grad(lambda m: jnp.sum(m(inputs, mask=mask).v))(model)
+  assert set(grads) == set(nnx_params(model))
 
 
 def test_deterministic_false_turns_on_the_leak():
