@@ -32,7 +32,6 @@ Notes:
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -109,14 +108,9 @@ def make_task(config) -> plstm.task.Task:
       f"config.model.name must be one of {MODELS}, got {config.model.name!r}."
     )
   cell = models.make_cell(config.model)
-  n_eval = math.ceil(d.eval_size / d.batch_size)
-
-  def train_batch(key, step):
-    return sample(jax.random.fold_in(key, step), d.batch_size, d.seq_len)
-
-  def eval_batches(key, epoch):
-    keys = jax.random.split(jax.random.fold_in(key, epoch), n_eval)
-    return [sample(k, d.batch_size, d.seq_len) for k in keys]
+  train_batch, eval_batches = plstm.task.fresh_batches(
+    lambda key: sample(key, d.batch_size, d.seq_len), d.eval_size, d.batch_size
+  )
 
   return plstm.task.Task(
     init=lambda key, _: init_params(cell, key),

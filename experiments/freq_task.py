@@ -29,6 +29,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+
 import plstm
 from experiments.common import models
 
@@ -96,14 +97,11 @@ def make_task(config) -> plstm.task.Task:
       f"{d.condition!r}."
     )
   cell = models.make_cell(config.model)
-  n_eval = math.ceil(d.eval_size / d.batch_size)
-
-  def train_batch(key, step):
-    return sample(jax.random.fold_in(key, step), d.batch_size, d.condition)
-
-  def eval_batches(key, epoch):
-    keys = jax.random.split(jax.random.fold_in(key, epoch), n_eval)
-    return [sample(k, d.batch_size, d.condition) for k in keys]
+  train_batch, eval_batches = plstm.task.fresh_batches(
+    lambda key: sample(key, d.batch_size, d.condition),
+    d.eval_size,
+    d.batch_size,
+  )
 
   return plstm.task.Task(
     init=lambda key, _: models.init_classifier(config.model, cell, key, 1, 2),

@@ -53,7 +53,6 @@ Notes:
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -302,14 +301,9 @@ def make_task(config) -> plstm.task.Task:
       tuple(d.lengths),
     ),
   )
-  n_eval = math.ceil(d.eval_size / d.batch_size)
-
-  def train_batch(key, step):
-    return draw(jax.random.fold_in(key, step))
-
-  def eval_batches(key, epoch):
-    keys = jax.random.split(jax.random.fold_in(key, epoch), n_eval)
-    return [draw(k) for k in keys]
+  train_batch, eval_batches = plstm.task.fresh_batches(
+    draw, d.eval_size, d.batch_size
+  )
 
   def plot(params, workdir):
     """`pendulum_forecast.png`: the figure's trajectory, its closed-loop

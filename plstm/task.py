@@ -75,6 +75,24 @@ class Task(NamedTuple):
   plot: Callable[[Any, Path], None] | None = None
 
 
+def fresh_batches(
+  sample: Callable[[Array], Any], eval_size: int, batch_size: int
+) -> tuple[Callable[[Array, int], Any], Callable[[Array, int], list]]:
+  """`(train_batch, eval_batches)` for a task that draws every batch afresh
+  with `sample(key)`: one per step, and ceil(eval_size / batch_size) per
+  epoch, each from the passed key folded with the step or epoch."""
+  n_eval = -(-eval_size // batch_size)
+
+  def train_batch(key: Array, step: int):
+    return sample(jax.random.fold_in(key, step))
+
+  def eval_batches(key: Array, epoch: int) -> list:
+    keys = jax.random.split(jax.random.fold_in(key, epoch), n_eval)
+    return [sample(k) for k in keys]
+
+  return train_batch, eval_batches
+
+
 def numpy_rng(key: Array, *path: int) -> np.random.Generator:
   """A NumPy generator seeded by `key` folded with each of `path` in turn,
   for data made on the host (a shuffle per epoch: `numpy_rng(key, epoch)`).
