@@ -82,8 +82,10 @@ def _held(out: Path, process: int, step: int = 6) -> list[np.ndarray]:
 
 def _assert_close(a: list, b: list):
   assert len(a) == len(b)
+  # Adam divides by sqrt(v): a weight whose gradient is near zero moves by
+  # up to ~lr, so a different order of the sums can shift it by ~1e-6.
   for x, y in zip(a, b, strict=True):
-    np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(x, y, rtol=2e-5, atol=5e-6)
 
 
 def test_one_and_eight_devices_train_the_same_params(tmp_path):
@@ -154,6 +156,6 @@ def test_two_hosts_hold_the_params_of_one_process(tmp_path):
   assert len(records) == len(
     (tmp_path / "alone/metrics.jsonl").read_text().splitlines()
   )
-  assert "Final validation accuracy" in stdout[0]
-  assert "validation" not in stdout[1]
+  assert "Final val_accuracy" in stdout[0]
+  assert "val_accuracy" not in stdout[1]
   assert [p.name for p in (tmp_path / "hosts/checkpoints").iterdir()] == ["3"]
