@@ -73,6 +73,7 @@ def test_parse_rejects_unknown_groups():
     bench.parse(["--only=lstm,gru"])
 
 
+@pytest.mark.slow
 def test_quick_run_without_torch(monkeypatch, capsys):
   """What CI runs: every group, tiny shapes; the peers "not installed"."""
   monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails

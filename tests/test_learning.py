@@ -6,6 +6,7 @@ from configs import freq_task as freq_config
 from plstm import train
 
 
+@pytest.mark.slow
 def test_phased_lstm_learns_the_async_task_in_five_epochs(tmp_path):
   """The default config, cut to 5 epochs (about a minute on 2 cores)."""
   config = freq_config.get_config()
@@ -15,7 +16,7 @@ def test_phased_lstm_learns_the_async_task_in_five_epochs(tmp_path):
   assert results["final"]["val_accuracy"] >= 0.80
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_readme_command_reaches_95_percent(tmp_path):
   """The README's main command: >= 95% on async (about 5 minutes)."""
   config = freq_config.get_config()
@@ -25,7 +26,7 @@ def test_readme_command_reaches_95_percent(tmp_path):
   assert results["target_reached_step"] is not None
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_phased_lstm_beats_lstm_on_async(tmp_path):
   """The paper's Fig. 3 ordering at a 10-epoch budget."""
   accuracy = {}

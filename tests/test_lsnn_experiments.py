@@ -26,6 +26,7 @@ def _config(name: str, arg: str = "smoke"):
   return module.get_config(arg)
 
 
+@pytest.mark.slow
 def test_smnist_lsnn_keeps_budget_and_signs_and_draws_the_raster(tmp_path):
   config = _config("smnist_lsnn")
   train.train_and_evaluate(config, tmp_path)
@@ -63,6 +64,7 @@ def test_smnist_lsnn_keeps_budget_and_signs_and_draws_the_raster(tmp_path):
   assert (in_sign < 0).sum() == 80 - (int(0.75 * 80) + 1)
 
 
+@pytest.mark.slow
 def test_store_recall_smoke_writes_its_figure(tmp_path):
   config = _config("store_recall")
   results = train.train_and_evaluate(config, tmp_path)

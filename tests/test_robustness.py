@@ -21,6 +21,9 @@ from configs import freq_task as freq_config
 from experiments import freq_task
 from plstm import train
 
+# Kills, signals and subprocess runs of the driver: end to end, so slow.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parent.parent
 NUM_EPOCHS = 4  # 12 steps of the freq_task smoke config
 FLAGS = [

@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 from configs import freq_task as freq_config
 from plstm import train
@@ -88,6 +89,7 @@ def _assert_close(a: list, b: list):
     np.testing.assert_allclose(x, y, rtol=2e-5, atol=5e-6)
 
 
+@pytest.mark.slow
 def test_one_and_eight_devices_train_the_same_params(tmp_path):
   runs = {
     n: _start(
@@ -115,6 +117,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_hosts_hold_the_params_of_one_process(tmp_path):
   """3 steps: across processes, gloo all-reduces the weights' gradient at
   every time step of the backward scan (XLA's choice), which is slow."""

@@ -174,6 +174,7 @@ def test_summary_gathers_the_results(tmp_path):
   assert cells[3] == ["name=lstm", "lstm"] + [""] * 8
 
 
+@pytest.mark.slow
 def test_run_trains_each_point_then_summarizes(tmp_path):
   """The store-recall smoke config's two points, one after the other."""
   args = ("--config=configs/store_recall.py:smoke", f"--root={tmp_path}")

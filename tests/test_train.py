@@ -42,6 +42,7 @@ def _final_state(workdir: Path):
   return step, ocp.StandardCheckpointer().restore(ckpt / str(step) / "state")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_smoke_runs(path, tmp_path):
   config = _load_config(path, "smoke")
@@ -84,6 +85,7 @@ def test_paper_config_is_the_paper_setting():
   assert config.optimizer.learning_rate == 1e-3
 
 
+@pytest.mark.slow
 def test_a_short_run_lowers_the_loss(tmp_path, monkeypatch):
   """60 Adam steps on one repeated batch fit it (the task itself has a
   plateau of some hundred steps before the loss moves)."""
@@ -140,6 +142,7 @@ def _crash_at(monkeypatch, step, error):
   _patch_task(monkeypatch, change)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "error", [_Crash(), KeyboardInterrupt()], ids=["crash", "ctrl-c"]
 )
@@ -176,6 +179,7 @@ def test_an_interrupted_run_resumes_to_identical_params(
   assert steps == sorted(steps)  # No record written twice.
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
   tmp_path, monkeypatch
 ):
@@ -231,6 +235,7 @@ def _cli(*args, workdir):
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "config,args,message",
   [
@@ -265,6 +270,7 @@ def test_cli_trains_and_prints_the_result(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
 
 
+@pytest.mark.slow
 def test_logs_to_a_file_hold_epoch_lines_and_no_progress_bar(tmp_path):
   run = _cli(
     "--config=configs/freq_task.py:smoke",
@@ -290,6 +296,7 @@ def test_a_missing_experiment_is_one_line(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_equal_separate_runs(tmp_path):
   config = freq_config.get_config("smoke")
   config.num_seeds = 2
@@ -321,6 +328,7 @@ def test_bad_num_seeds(tmp_path):
     train.train_and_evaluate(config, tmp_path)
 
 
+@pytest.mark.slow
 def test_early_stop_ends_the_run_and_stays_ended(tmp_path):
   config = freq_config.get_config("smoke")
   config.steps_per_epoch = 1
