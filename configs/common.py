@@ -1,8 +1,8 @@
 """The driver's config fields and their defaults, shared by configs/*.py.
 
 Every config in configs/ builds on this module (run from the repository
-root, where `configs` and `experiments` are importable). `plstm.train` reads these
-top-level fields of a config:
+root, where `configs` and `experiments` are importable). `plstm.train` reads
+these top-level fields of a config:
 
   experiment: the experiment module, a dotted path (`experiments.freq_task`),
     whose `make_task(config)` gives the `plstm.task.Task`.
@@ -21,8 +21,9 @@ top-level fields of a config:
   progress_bar: a tqdm bar on process 0; True here.
   early_stop (optional): `metric`, `window`, `below` (see `plstm.train`).
 
-and `optimizer`, as `adam` builds it, unless the task brings its own; of the rest, `model.name` (in the plot's title) and
-`data.batch_size` (split over the devices). `base` sets the fields that have
+and `optimizer`, as `adam` builds it, unless the task brings its own; of
+the rest, `model.name` (in the plot's title) and `data.batch_size` (split
+over the devices). `base` sets the fields that have
 a default; each config sets the others, its `model` and its `data` itself.
 Every config file takes a variant, one of `VARIANTS`: `small` (CPU-sized,
 the default), `paper` (the paper's setting) or `smoke` (seconds, for the
@@ -64,8 +65,10 @@ def base(
 
 
 def adam(learning_rate: float, clip_norm: float) -> ml_collections.ConfigDict:
-  """`config.optimizer` for the driver's optimiser (`plstm.train.make_optimizer`): Adam (optax's defaults besides `learning_rate`) after
-  clipping the global gradient norm to `clip_norm`; 0 does not clip."""
+  """`config.optimizer` for the driver's optimiser
+  (`plstm.train.make_optimizer`): Adam (optax's defaults besides
+  `learning_rate`) after clipping the global gradient norm to `clip_norm`;
+  0 does not clip."""
   config = ml_collections.ConfigDict()
   config.learning_rate = learning_rate
   config.clip_norm = clip_norm
