@@ -263,6 +263,7 @@ def test_cli_reports_bad_input_in_one_line(config, args, message, tmp_path):
   assert message in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_trains_and_prints_the_result(tmp_path):
   run = _cli("--config=configs/freq_task.py:smoke", workdir=tmp_path)
   assert run.returncode == 0, run.stderr
@@ -343,6 +344,7 @@ def test_early_stop_ends_the_run_and_stays_ended(tmp_path):
   assert again["steps"] == 2 and again["stopped_early"]
 
 
+@pytest.mark.slow
 def test_early_stop_needs_its_window_below_the_bound(tmp_path):
   config = freq_config.get_config("smoke")
   config.steps_per_epoch = 1
