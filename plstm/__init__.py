@@ -25,7 +25,7 @@ from plstm.lsnn import (
   weight_sampler,
 )
 from plstm.lstm import LSTM, LSTMState
-from plstm.phased_lstm import PhasedLSTM, time_gate
+from plstm.phased_lstm import Phased, PhasedLSTM, time_gate
 from plstm.recurrent import init_stack, scan
 from plstm.rnn import RNN, GatedInput
 
@@ -39,6 +39,7 @@ __all__ = [
   "RNN",
   "GatedInput",
   "LSTMState",
+  "Phased",
   "PhasedLSTM",
   "deep_r",
   "dropout",

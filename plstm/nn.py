@@ -43,8 +43,11 @@ def _input_size(cell, inputs) -> int:
   return x.shape[-1]
 
 
-def _trained(x) -> bool:
-  return jnp.issubdtype(x.dtype, jnp.inexact)
+def _trained(entry) -> bool:
+  """Whether a params entry (an array, or a pytree of them, such as a
+  wrapped cell's params) is floating, so trained."""
+  leaves = jax.tree.leaves(entry)
+  return all(jnp.issubdtype(x.dtype, jnp.inexact) for x in leaves)
 
 
 def _linen_params(module: linen.Module, input_size: int) -> Params:
@@ -152,7 +155,7 @@ class _NNXWrapper(nnx.Module):
 
   @property
   def params(self) -> Params:
-    return {n: getattr(self, n)[...] for n in self.param_names}
+    return {n: getattr(self, n).get_value() for n in self.param_names}
 
 
 class NNXCell(_NNXWrapper, nnx.RNNCellBase):

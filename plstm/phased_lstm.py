@@ -1,11 +1,12 @@
-"""The Phased LSTM (Neil, Pfeiffer & Liu, NIPS 2016) and its time gate.
+"""The Phased LSTM (Neil, Pfeiffer & Liu, NIPS 2016), its time gate, and
+the time gate around any cell (`Phased`).
 
 Shapes: B is any leading batch shape, I inputs, H hidden units.
 """
 
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +70,40 @@ def time_gate(
   )
 
 
+def _check_gate(cell, name: str) -> None:
+  lo, hi = cell.tau_range
+  if not 0 < lo <= hi:
+    raise ValueError(
+      f"{name}: tau_range must satisfy 0 < low <= high, got {cell.tau_range}."
+    )
+  if not 0 < cell.r_on <= 1:
+    raise ValueError(f"{name}: r_on must be in (0, 1], got {cell.r_on}.")
+  if cell.alpha < 0:
+    raise ValueError(f"{name}: alpha must be >= 0, got {cell.alpha}.")
+
+
+def _gate_params(cell, k_tau: Array, k_shift: Array, h: int) -> Params:
+  """`tau` log-uniform in `cell.tau_range`, `shift` uniform in
+  `cell.shift_range`, `r_on` = `cell.r_on`, each [H]."""
+  log_lo, log_hi = (math.log(v) for v in cell.tau_range)
+  lo, hi = cell.shift_range
+  tau = jax.random.uniform(k_tau, (h,), jnp.float32, log_lo, log_hi)
+  return {
+    "tau": jnp.exp(tau),
+    "shift": jax.random.uniform(k_shift, (h,), jnp.float32, lo, hi),
+    "r_on": jnp.full((h,), cell.r_on, jnp.float32),
+  }
+
+
+def _gate(cell, params: Params, t: Array, training: bool) -> Array:
+  """k_t [B, H] of `cell`'s gate params at timestamps t [B]."""
+  r_on = params["r_on"]
+  if not cell.train_r_on:
+    r_on = jax.lax.stop_gradient(r_on)
+  alpha = cell.alpha if training else 0.0
+  return time_gate(t, params["tau"], params["shift"], r_on, alpha)
+
+
 @dataclasses.dataclass(frozen=True)
 class PhasedLSTM(LSTM):
   r"""The Phased LSTM: an LSTM whose updates a rhythmic time gate opens.
@@ -115,34 +150,12 @@ class PhasedLSTM(LSTM):
 
   def __post_init__(self):
     super().__post_init__()
-    lo, hi = self.tau_range
-    if not 0 < lo <= hi:
-      raise ValueError(
-        f"PhasedLSTM: tau_range must satisfy 0 < low <= high, got "
-        f"{self.tau_range}."
-      )
-    if not 0 < self.r_on <= 1:
-      raise ValueError(f"PhasedLSTM: r_on must be in (0, 1], got {self.r_on}.")
-    if self.alpha < 0:
-      raise ValueError(f"PhasedLSTM: alpha must be >= 0, got {self.alpha}.")
+    _check_gate(self, "PhasedLSTM")
 
   def init(self, key: Array, input_size: int) -> Params:
     k_lstm, k_tau, k_shift = jax.random.split(key, 3)
     params = super().init(k_lstm, input_size)
-    h = self.hidden_size
-    log_lo, log_hi = (math.log(v) for v in self.tau_range)
-    params["tau"] = jnp.exp(
-      jax.random.uniform(k_tau, (h,), jnp.float32, minval=log_lo, maxval=log_hi)
-    )
-    params["shift"] = jax.random.uniform(
-      k_shift,
-      (h,),
-      jnp.float32,
-      minval=self.shift_range[0],
-      maxval=self.shift_range[1],
-    )
-    params["r_on"] = jnp.full((h,), self.r_on, jnp.float32)
-    return params
+    return params | _gate_params(self, k_tau, k_shift, self.hidden_size)
 
   def project(
     self, params: Params, inputs: tuple[Array, Array]
@@ -166,12 +179,74 @@ class PhasedLSTM(LSTM):
   ) -> tuple[LSTMState, Array]:
     z_x, t = projected
     c_new, h_new = self.candidate(params, carry, z_x)
-    r_on = params["r_on"]
-    if not self.train_r_on:
-      r_on = jax.lax.stop_gradient(r_on)
-    k = time_gate(
-      t, params["tau"], params["shift"], r_on, self.alpha if training else 0.0
-    )
+    k = _gate(self, params, t, training)
     c = k * c_new + (1.0 - k) * carry.c
     h = k * h_new + (1.0 - k) * carry.h
     return LSTMState(c, h), h
+
+
+@dataclasses.dataclass(frozen=True)
+class Phased:
+  r"""Any cell whose updates the Phased LSTM's time gate opens.
+
+  With (s̃_t, y_t) = `cell.step`(s_{t-1}, x_t) and k_t = `time_gate`(t, tau,
+  shift, r_on, alpha), every leaf of the carry is gated as the Phased LSTM
+  gates c and h (paper eqs. 8-9):
+
+  .. math::
+    s_t = k_t \odot \tilde s_t + (1 - k_t) \odot s_{t-1}
+
+  and the outputs are the gated carry's `h` (an `LSTMState`'s), or the gated
+  carry itself (`plstm.RNN`, a GRU): a unit whose gate is closed keeps its
+  state and repeats its output. `Phased(plstm.LSTM(H, peepholes=True))`
+  computes what `plstm.PhasedLSTM(H)` does, given the same params (a test
+  shows it); `PhasedLSTM` stays the fused form of that case.
+
+  Params: `inner` (the cell's params), `tau`, `shift`, `r_on` [H]. Carry: the
+  cell's, each leaf [B, H]. Inputs: `(x, t)` with x [B, I] and timestamps
+  t [B]. Outputs: [B, H].
+
+  Attributes:
+    cell: a cell with `hidden_size` H whose carry leaves are [B, H] and whose
+      outputs are its hidden state.
+    alpha, r_on, train_r_on, tau_range, shift_range: as `PhasedLSTM`.
+  """
+
+  timed: ClassVar[bool] = True  # consumes (x, t)
+
+  cell: Any
+  alpha: float = 1e-3
+  r_on: float = 0.05
+  train_r_on: bool = True
+  tau_range: tuple[float, float] = (math.e, math.e**3)
+  shift_range: tuple[float, float] = (0.0, 100.0)
+
+  def __post_init__(self):
+    _check_gate(self, "Phased")
+
+  @property
+  def hidden_size(self) -> int:
+    return self.cell.hidden_size
+
+  def init(self, key: Array, input_size: int) -> Params:
+    k_cell, k_tau, k_shift = jax.random.split(key, 3)
+    params = {"inner": self.cell.init(k_cell, input_size)}
+    return params | _gate_params(self, k_tau, k_shift, self.hidden_size)
+
+  def initial_carry(self, batch_size, dtype=jnp.float32):
+    return self.cell.initial_carry(batch_size, dtype)
+
+  def step(
+    self,
+    params: Params,
+    carry,
+    inputs: tuple[Array, Array],
+    *,
+    training: bool = False,
+  ):
+    """One time step: (carry, (x [B, I], t [B])) -> (carry, h [B, H])."""
+    x, t = inputs
+    new, _ = self.cell.step(params["inner"], carry, x, training=training)
+    k = _gate(self, params, t, training)
+    carry = jax.tree.map(lambda n, o: k * n + (1.0 - k) * o, new, carry)
+    return carry, getattr(carry, "h", carry)

@@ -104,3 +104,29 @@ def test_the_initial_carry_follows_float64_params():
       carry, h = plstm.scan(cell, params, inputs)
       assert h.dtype == jnp.float64
       assert all(c.dtype == jnp.float64 for c in jax.tree.leaves(carry))
+
+
+def test_a_phased_gru_keeps_closed_units_and_updates_open_ones():
+  """plstm.Phased around the GRU defined here: in evaluation a unit whose
+  gate is closed keeps its state; a fully open one takes the GRU's step."""
+  cell = plstm.Phased(GRU(H))
+  params = cell.init(jax.random.key(0), I)
+  params |= {
+    "tau": jnp.full((H,), 10.0),
+    "shift": jnp.zeros(H),
+    "r_on": jnp.full((H,), 0.2),
+  }
+  # At t = 1 the phase is 0.1 = r_on / 2: every gate is fully open; at t = 5
+  # it is 0.5 > r_on: every gate is closed.
+  h0 = jax.random.normal(jax.random.key(1), (B, H))
+  x = jax.random.normal(jax.random.key(2), (B, I))
+  gru_h, _ = GRU(H).step(params["inner"], h0, x)
+  opened, y = cell.step(params, h0, (x, jnp.full((B,), 1.0)))
+  np.testing.assert_allclose(opened, gru_h, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(y, opened)
+  closed, _ = cell.step(params, h0, (x, jnp.full((B,), 5.0)))
+  np.testing.assert_array_equal(closed, h0)
+  xs = jax.random.normal(jax.random.key(3), (B, T, I))
+  ts = jnp.cumsum(jnp.ones((B, T)), axis=1)
+  _, h = plstm.scan(cell, params, (xs, ts))
+  assert h.shape == (B, T, H) and cell.timed

@@ -9,6 +9,7 @@ from flax import linen, nnx
 
 import plstm
 from plstm.nn import NNXRNN, LinenCell, LinenRNN, NNXCell
+from plstm.recurrent import timed
 
 B, T, IN, H = 3, 7, 2, 5
 CELLS = [
@@ -18,8 +19,9 @@ CELLS = [
   # A low threshold and delays, so that spikes and the buffers take part.
   plstm.ALIF(H, thr=0.05, beta=1.0, n_delay=3, n_refractory=2),
   plstm.LIF(H, thr=0.05),
+  plstm.Phased(plstm.RNN(H), alpha=0.1),  # nested params
 ]
-IDS = ["lstm", "plstm", "rnn", "alif", "lif"]
+IDS = ["lstm", "plstm", "rnn", "alif", "lif", "phased_rnn"]
 
 
 def sequences(cell):
@@ -27,7 +29,7 @@ def sequences(cell):
   k_x, k_dt = jax.random.split(jax.random.key(1))
   x = jax.random.normal(k_x, (B, T, IN))
   mask = jnp.arange(T) >= jnp.array([0, 2, 4])[:, None]
-  if not isinstance(cell, plstm.PhasedLSTM):
+  if not timed(cell):
     return x, x, mask
   t = jnp.cumsum(jax.random.uniform(k_dt, (B, T), maxval=3.0), axis=1)
   return (x, t), jnp.concatenate([x, t[..., None]], axis=-1), mask

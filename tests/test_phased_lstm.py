@@ -584,3 +584,44 @@ def test_train_r_on_false_stops_only_r_on():
       assert np.any(np.abs(np.asarray(g_fixed[name])) > 1e-6), name
   for name in ("tau", "shift"):
     assert np.all(np.abs(np.asarray(g_fixed[name])) > 1e-6), name
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_phased_of_the_peephole_lstm_is_the_phased_lstm(training):
+  """plstm.Phased gates any cell's carry: around the peephole LSTM, with the
+  same params, it computes the Phased LSTM (outputs, carry, gradients)."""
+  fused = plstm.PhasedLSTM(H, alpha=0.1)
+  params = fused.init(jax.random.key(0), I)
+  wrapped = plstm.Phased(plstm.LSTM(H, peepholes=True), alpha=0.1)
+  gate = ("tau", "shift", "r_on")
+  nested = {k: params[k] for k in gate}
+  nested["inner"] = {k: v for k, v in params.items() if k not in gate}
+  assert jax.tree.structure(nested) == jax.tree.structure(
+    wrapped.init(jax.random.key(0), I)
+  )
+  k_x, k_t = jax.random.split(jax.random.key(1))
+  x = jax.random.normal(k_x, (4, 9, I))
+  t = jnp.cumsum(jax.random.uniform(k_t, (4, 9), maxval=2.0), axis=1)
+  mask = jnp.arange(9) >= jnp.array([0, 1, 3, 5])[:, None]
+
+  def run(cell, p):
+    return plstm.scan(cell, p, (x, t), mask=mask, training=training)
+
+  (c_a, h_a), y_a = run(fused, params)
+  (c_b, h_b), y_b = run(wrapped, nested)
+  for a, b in ((y_a, y_b), (c_a, c_b), (h_a, h_b)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  grad = lambda cell, p: jax.grad(lambda p: run(cell, p)[1].sum())(p)
+  g_a, g_b = grad(fused, params), grad(wrapped, nested)
+  for k in gate:
+    np.testing.assert_allclose(g_a[k], g_b[k], rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+    g_a["w_h"], g_b["inner"]["w_h"], rtol=1e-4, atol=1e-6
+  )
+
+
+def test_phased_checks_its_gate_settings():
+  with pytest.raises(ValueError, match="Phased: r_on must be in"):
+    plstm.Phased(plstm.RNN(4), r_on=0.0)
+  with pytest.raises(ValueError, match="Phased: tau_range"):
+    plstm.Phased(plstm.RNN(4), tau_range=(-1.0, 2.0))
