@@ -59,9 +59,15 @@ def best(mode: str, values) -> float:
   return max(values) if mode == "max" else min(values)
 
 
+def in_percent(name: str) -> bool:
+  """Whether metric `name` is a fraction (an accuracy or an error rate),
+  shown in percent."""
+  return name.endswith(("accuracy", "error"))
+
+
 def fmt(name: str, value: float) -> str:
-  """A metric for a line: fractions (accuracies, error rates) in percent."""
-  if name.endswith(("accuracy", "error")):
+  """A metric for a line: fractions in percent (`in_percent`)."""
+  if in_percent(name):
     return f"{100 * value:.1f}%"
   return f"{value:.4g}"
 
@@ -151,7 +157,7 @@ class MetricWriter:
 def plot_history(history: list[dict], metric: str, path: Path, title: str):
   """The validation `metric` against training steps, seeds in grey."""
   name = f"val_{metric}"
-  scale = 100 if fmt(metric, 0.0).endswith("%") else 1
+  scale = 100 if in_percent(metric) else 1
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
   steps = [r["step"] for r in history]

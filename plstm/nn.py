@@ -23,11 +23,11 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from flax import linen, nnx
 
 from plstm.lstm import Array, Params
 from plstm.recurrent import scan, timed
+from plstm.task import is_trained
 
 
 def _split_time(cell, inputs):
@@ -45,9 +45,8 @@ def _input_size(cell, inputs) -> int:
 
 def _trained(entry) -> bool:
   """Whether a params entry (an array, or a pytree of them, such as a
-  wrapped cell's params) is floating, so trained."""
-  leaves = jax.tree.leaves(entry)
-  return all(jnp.issubdtype(x.dtype, jnp.inexact) for x in leaves)
+  wrapped cell's params) is trained (`plstm.task.is_trained`)."""
+  return all(map(is_trained, jax.tree.leaves(entry)))
 
 
 def _linen_params(module: linen.Module, input_size: int) -> Params:

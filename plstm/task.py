@@ -20,6 +20,7 @@ ALIF's synaptic delays), which checkpoints carry and the driver never
 trains (`trainable`, `merge`).
 """
 
+import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,6 +76,23 @@ class Task(NamedTuple):
   plot: Callable[[Any, Path], None] | None = None
 
 
+def load(config) -> Task:
+  """The task of `config`: `make_task(config)` of the module named by
+  `config.experiment` (a dotted path), or a one-line error if there is no
+  such module."""
+  name = config.experiment
+  try:
+    module = importlib.import_module(name)
+  except ModuleNotFoundError as e:
+    if not name.startswith(e.name or "?"):
+      raise  # a dependency of the experiment is missing
+    raise ValueError(
+      f"config.experiment: no module {name!r}; run from the repository root "
+      "(or put it on PYTHONPATH)."
+    ) from None
+  return module.make_task(config)
+
+
 def fresh_batches(
   sample: Callable[[Array], Any], eval_size: int, batch_size: int
 ) -> tuple[Callable[[Array, int], Any], Callable[[Array, int], list]]:
@@ -102,14 +120,16 @@ def numpy_rng(key: Array, *path: int) -> np.random.Generator:
   return np.random.default_rng(np.asarray(jax.random.key_data(key)))
 
 
-def _is_trained(x) -> bool:
+def is_trained(x) -> bool:
+  """Whether a params leaf is trained: floating, not fixed integer
+  structure."""
   return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
 def trainable(params):
   """`params` with its integer leaves (fixed structure) replaced by None,
   which optax and `jax.grad` pass over."""
-  return jax.tree.map(lambda p: p if _is_trained(p) else None, params)
+  return jax.tree.map(lambda p: p if is_trained(p) else None, params)
 
 
 def merge(trained, params):

@@ -36,7 +36,6 @@ host sees.
 """
 
 import functools
-import importlib
 import json
 import math
 import os
@@ -117,19 +116,6 @@ def _check(config):
     )
 
 
-def _experiment(name: str):
-  """The experiment module `name`, or a one-line error if it is missing."""
-  try:
-    return importlib.import_module(name)
-  except ModuleNotFoundError as e:
-    if not name.startswith(e.name or "?"):
-      raise  # a dependency of the experiment is missing
-    raise ValueError(
-      f"config.experiment: no module {name!r}; run from the repository root "
-      "(or put it on PYTHONPATH)."
-    ) from None
-
-
 def _evaluate(task, eval_step, params, seed_keys, epoch, sharding) -> dict:
   """The validation metrics of `epoch`, averaged over batches and seeds."""
   per_seed = [task.eval_batches(k.eval, epoch) for k in seed_keys]
@@ -156,7 +142,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
   """
   _check(config)
   workdir = checkpoints.prepare_workdir(workdir)
-  task = _experiment(config.experiment).make_task(config)
+  task = task_lib.load(config)
   make_tx = task.optimizer or (lambda _: make_optimizer(config))
   metric, target = config.metric, config.target
   better = functools.partial(metrics.better, config.mode)
