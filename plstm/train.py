@@ -190,6 +190,12 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
         state, step_metrics = train_step(
           state, parallel.global_batch(batch, data)
         )
+        if step == start + 1 and metric not in step_metrics:
+          reported = ", ".join(k for k in step_metrics if k != "grad_norm")
+          raise ValueError(
+            f"config.metric {metric!r} is not a metric of "
+            f"{config.experiment}; it reports {reported}."
+          )
         window.append(step_metrics)
         bar.update()
 
@@ -210,11 +216,6 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
           ckpts.check_finite(state, step)
           epoch = math.ceil(step / config.steps_per_epoch)
           val = _evaluate(task, eval_step, state.params, seed_keys, epoch, data)
-          if metric not in val:
-            raise ValueError(
-              f"config.metric {metric!r} is not a metric of "
-              f"{config.experiment}; it reports {', '.join(val)}."
-            )
           record = {
             "step": step,
             "epoch": epoch,

@@ -272,6 +272,19 @@ def test_cli_trains_and_prints_the_result(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_metric_the_task_lacks_stops_after_one_step(tmp_path):
+  config = freq_config.get_config("smoke")
+  config.metric = "acc"
+  with pytest.raises(
+    ValueError,
+    match=r"^config.metric 'acc' is not a metric of experiments.freq_task; "
+    r"it reports accuracy, loss\.$",
+  ):
+    train.train_and_evaluate(config, tmp_path)
+  assert not any(p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
+
+
+@pytest.mark.slow
 def test_logs_to_a_file_hold_epoch_lines_and_no_progress_bar(tmp_path):
   run = _cli(
     "--config=configs/freq_task.py:smoke",
