@@ -34,7 +34,9 @@ _PER_GATE = ("w_x", "w_h", "b")
 
 
 def _check_cell(cell) -> None:
-  if not recurrent.timed(cell):
+  # The fused cell only: sparse steps gather its flat gate params per unit
+  # (a `Phased` wrapper is timed too, but its params are nested).
+  if not isinstance(cell, PhasedLSTM):
     raise TypeError(
       f"sparse: needs a plstm.PhasedLSTM, got {type(cell).__name__}; only "
       "its time gate closes units."

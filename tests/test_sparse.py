@@ -145,6 +145,8 @@ def test_sparse_needs_a_phased_lstm_and_a_matching_schedule():
   x, t = _data()
   with pytest.raises(TypeError, match="PhasedLSTM"):
     sparse.open_units(plstm.LSTM(H), params, t)
+  with pytest.raises(TypeError, match="PhasedLSTM, got Phased;"):
+    sparse.open_units(plstm.Phased(plstm.LSTM(H, peepholes=True)), params, t)
   units = sparse.open_units(cell, params, t)
   with pytest.raises(ValueError, match=r"units must be \[T, M\]"):
     sparse.scan(cell, params, (x, t), units[:-1])
