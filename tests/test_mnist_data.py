@@ -82,20 +82,78 @@ def test_bad_magic_is_reported(tmp_path):
   assert "--config.data.dir" in message
 
 
-def test_truncated_file_is_reported(tmp_path):
-  _write(tmp_path, "train", *_digits(3), gz=True)
-  path = tmp_path / "train-images-idx3-ubyte.gz"
-  data = gzip.decompress(path.read_bytes())
-  path.write_bytes(gzip.compress(data[:-10]))
-  with pytest.raises(ValueError, match=r"2342 values .* need 2352"):
-    mnist_data.load("train", tmp_path)
+def _flip(data: bytes, i: int) -> bytes:
+  return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
 
 
-def test_corrupt_gzip_is_reported(tmp_path):
+@pytest.mark.parametrize(
+  "name,damage,match",
+  [
+    (
+      "train-images-idx3-ubyte.gz",
+      lambda gz: _flip(gz, len(gz) // 2),
+      r"is damaged \(gzip.BadGzipFile: CRC check failed",
+    ),
+    (
+      # The first deflate byte: block type 3, which does not exist.
+      "train-images-idx3-ubyte.gz",
+      lambda gz: gz[:10] + b"\xff" + gz[11:],
+      r"is damaged \(zlib.error: Error -3 .* invalid block type\)",
+    ),
+    (
+      "train-images-idx3-ubyte.gz",
+      lambda gz: gz[: len(gz) // 2],
+      r"is damaged \(EOFError: Compressed file ended",
+    ),
+    (
+      "train-labels-idx1-ubyte.gz",
+      lambda gz: b"not gzip",
+      r"is damaged \(gzip.BadGzipFile: Not a gzipped file",
+    ),
+    (
+      "train-images-idx3-ubyte.gz",
+      lambda gz: gzip.compress(gzip.decompress(gz)[:-10]),
+      r"holds 2342 values after its header, but .* need 2352",
+    ),
+    (
+      "train-images-idx3-ubyte.gz",
+      lambda gz: gzip.compress(gzip.decompress(gz)[:9]),
+      r"ends inside its header \(9 of 16 bytes\)",
+    ),
+    (
+      "train-labels-idx1-ubyte.gz",
+      lambda gz: gzip.compress(b""),
+      r"has magic 0x00000000",
+    ),
+    (
+      # A damaged dimension: 2^32 - 1 cubed, more than an int64 holds.
+      "train-images-idx3-ubyte.gz",
+      lambda gz: gzip.compress(b"\0\0\x08\x03" + b"\xff" * 12),
+      r"dimensions \(4294967295, 4294967295, 4294967295\) need 7922816",
+    ),
+  ],
+  ids=[
+    "flipped",
+    "zlib",
+    "cut-gzip",
+    "not-gzip",
+    "short",
+    "cut-header",
+    "empty",
+    "huge-dims",
+  ],
+)
+def test_damaged_file_is_named(tmp_path, name, damage, match):
   _write(tmp_path, "train", *_digits(3), gz=True)
-  (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
-  with pytest.raises(ValueError, match="not a readable gzip file"):
+  path = tmp_path / name
+  path.write_bytes(damage(path.read_bytes()))
+  with pytest.raises(ValueError, match=match) as error:
     mnist_data.load("train", tmp_path)
+  message = _one_line(error)
+  assert message.startswith(f"MNIST file {path} ")
+  assert message.endswith(
+    "replace it or pass --config.data.dir=DIR holding the MNIST IDX files."
+  )
 
 
 def test_mismatched_counts_are_reported(tmp_path):

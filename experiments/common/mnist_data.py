@@ -27,7 +27,9 @@ runs that have no MNIST at hand.
 
 import functools
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +50,20 @@ def load(split: str, data_dir: str | os.PathLike | None = None):
 
 
 def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
-  """The uint8 array of shape [N, ...] (`ndim` dims) in one IDX file."""
+  """The uint8 array of shape [N, ...] (`ndim` dims) in one IDX file.
+
+  A damaged file (gzip, header or size) is a one-line ValueError naming it.
+  """
   path = Path(path)
   opener = gzip.open if path.suffix == ".gz" else open
   try:
     with opener(path, "rb") as f:
       data = f.read()
-  except (gzip.BadGzipFile, EOFError) as e:
+  except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+    kind = f"{type(e).__module__}.{type(e).__name__}".removeprefix("builtins.")
     raise ValueError(
-      f"MNIST file {path} is not a readable gzip file ({e}); replace it or "
-      f"{_HINT}."
+      f"MNIST file {path} is damaged ({kind}: {' '.join(str(e).split())}); "
+      f"replace it or {_HINT}."
     ) from None
   magic = int.from_bytes(data[:4], "big")
   expected = (_UBYTE << 8) | ndim
@@ -67,12 +73,18 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
       f"of an IDX file of {ndim}-d unsigned bytes; replace it or {_HINT}."
     )
   header = 4 + 4 * ndim
+  if len(data) < header:
+    raise ValueError(
+      f"MNIST file {path} ends inside its header ({len(data)} of {header} "
+      f"bytes); replace it or {_HINT}."
+    )
   shape = tuple(int(d) for d in np.frombuffer(data[4:header], ">u4"))
-  if len(data) - header != int(np.prod(shape)):
+  size = math.prod(shape)  # Python ints: a damaged header cannot overflow.
+  if len(data) - header != size:
     raise ValueError(
       f"MNIST file {path} holds {len(data) - header} values after its "
-      f"header, but its dimensions {shape} need {int(np.prod(shape))}; "
-      f"replace it or {_HINT}."
+      f"header, but its dimensions {shape} need {size}; replace it or "
+      f"{_HINT}."
     )
   return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
