@@ -4,11 +4,13 @@ The seed LSTM tutorial notebook (mike.bowles, after tmramalho's gist): a
 window of past values -> LSTM -> Dense(1) -> the next value, squared error,
 plain SGD with lr 0.01 one example at a time (seeds-spec §3.9).
 
-Data: `config.data.csv` (a column `data.column` of a CSV file, loaded with
-NumPy; a non-numeric first row is taken for a header), or, when it is empty,
-a synthetic series of N = `length` values. Like a CSV file's, it is a fixed
-dataset, the same for every seed of a run (training and validation windows
-come from one series; `synthetic_seed` picks another):
+Data: `config.data.csv` (a column `data.column` of a UTF-8 CSV file; a
+non-numeric first row is taken for a header; a blank line, a missing or
+non-finite value or a constant training part is refused by file, line and
+column), or, when it is empty, a synthetic series of N = `length` values.
+Like a CSV file's, it is a fixed dataset, the same for every seed of a run
+(training and validation windows come from one series; `synthetic_seed`
+picks another):
 
   y_t = trend t / N + sum_k A_k sin(2 pi t / P_k + phi_k) + noise e_t,
   phi_k ~ U(0, 2 pi),  e_t ~ N(0, 1)   (default_rng([synthetic_seed, 0])).
@@ -44,6 +46,7 @@ Notes:
   and a Flax Dense head.
 """
 
+import csv
 import functools
 from pathlib import Path
 
@@ -79,7 +82,9 @@ def load_csv(path: str, column: int) -> np.ndarray:
   """Column `column` (0-based) of the CSV file at `path`: [N] float64.
 
   A first row whose field in that column is not a number is skipped as a
-  header.
+  header. Every other row must hold a finite number there; blank lines are
+  refused unless only blank lines follow them. Each problem is a ValueError
+  naming the file, and the line and column if it has one.
   """
   file = Path(path)
   if not file.is_file():
@@ -87,26 +92,54 @@ def load_csv(path: str, column: int) -> np.ndarray:
       f"config.data.csv: no file {path!r}; pass --config.data.csv=PATH to "
       "a CSV file, or --config.data.csv='' for the synthetic series."
     )
-  with file.open() as f:
-    first = f.readline().split(",")
-  if not 0 <= column < len(first):
-    raise ValueError(
-      f"config.data.column must be in [0, {len(first)}) for {path!r}, got "
-      f"{column}."
-    )
   try:
-    float(first[column])
-    header = 0
-  except ValueError:
-    header = 1
-  try:
-    return np.loadtxt(
-      file, delimiter=",", usecols=column, skiprows=header, ndmin=1
-    )
-  except ValueError as e:
+    with file.open(newline="", encoding="utf-8-sig") as f:
+      reader = csv.reader(f)
+      rows = [(reader.line_num, row) for row in reader]
+  except (UnicodeDecodeError, csv.Error) as e:
     raise ValueError(
-      f"config.data.csv: column {column} of {path!r} is not all numbers ({e})."
+      f"config.data.csv: {path!r} is not a UTF-8 CSV file ({e})."
     ) from None
+  while rows and _blank(rows[-1][1]):  # Blank lines at the end are fine.
+    rows.pop()
+  if not rows:
+    raise ValueError(f"config.data.csv: {path!r} is empty.")
+  if not 0 <= column < len(rows[0][1]):
+    raise ValueError(
+      f"config.data.column must be in [0, {len(rows[0][1])}) for {path!r}, "
+      f"got {column}."
+    )
+  first = rows[0][1][column]
+  header = 1 if first.strip() and _number(first) is None else 0
+  values = []
+  for line, row in rows[header:]:
+    where = f"config.data.csv: {path!r}, line {line}"
+    if _blank(row):
+      raise ValueError(f"{where} is blank; remove it or fill it in.")
+    if column >= len(row):
+      raise ValueError(
+        f"{where} ends before column {column} (config.data.column)."
+      )
+    value = _number(row[column])
+    if value is None or not np.isfinite(value):
+      found = repr(row[column]) if row[column].strip() else "nothing"
+      raise ValueError(
+        f"{where}, column {column} holds {found}, not a finite number; fix "
+        "the file or pick another config.data.column."
+      )
+    values.append(value)
+  return np.array(values)
+
+
+def _blank(row: list[str]) -> bool:
+  return not "".join(row).strip()
+
+
+def _number(text: str) -> float | None:
+  try:
+    return float(text)
+  except ValueError:
+    return None
 
 
 def series(config) -> np.ndarray:
@@ -114,7 +147,14 @@ def series(config) -> np.ndarray:
   d = config.data
   if d.csv:
     y = load_csv(d.csv, d.column)
+    source = f"column {d.column} of {d.csv!r}"
   else:
+    if d.column:
+      raise ValueError(
+        f"config.data.column is set ({d.column}) but config.data.csv is '', "
+        "the synthetic series, which reads no file; unset one "
+        "(--config.data.column=0 or --config.data.csv=PATH)."
+      )
     y = synthetic(
       d.synthetic_seed,
       d.length,
@@ -123,14 +163,23 @@ def series(config) -> np.ndarray:
       d.trend,
       d.noise,
     )
+    source = "the synthetic series"
   num_train = int(d.train_fraction * len(y))
-  if num_train <= d.window or len(y) - num_train < d.eval_batch_size:
+  num_windows = num_train - d.window
+  needed = d.batch_size if d.shuffle else 1  # distinct windows per batch
+  if num_windows < needed or len(y) - num_train < d.eval_batch_size:
     raise ValueError(
-      f"config.data: a series of {len(y)} values leaves {num_train} for "
-      f"training and {len(y) - num_train} for validation; training needs "
-      f"more than window = {d.window} and validation at least "
-      f"eval_batch_size = {d.eval_batch_size} (change "
-      "config.data.train_fraction, window or eval_batch_size)."
+      f"config.data: {source} has {len(y)} values: {num_train} to train, "
+      f"{max(num_windows, 0)} windows of window = {d.window} (it needs "
+      f"{needed}), and "
+      f"{len(y) - num_train} to validate (it needs eval_batch_size = "
+      f"{d.eval_batch_size}); use a longer series or change "
+      "config.data.train_fraction, window, batch_size or eval_batch_size."
+    )
+  if y[:num_train].min() == y[:num_train].max():
+    raise ValueError(
+      f"config.data: {source} is constant ({y[0]}) over its {num_train} "
+      "training values, so it cannot be standardised; pick another series."
     )
   return y
 

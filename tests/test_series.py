@@ -43,7 +43,7 @@ def test_load_csv_column_with_and_without_header(tmp_path):
     series.load_csv(str(named), 3)
   bad = tmp_path / "bad.csv"
   bad.write_text("1,2\n3,x\n")
-  with pytest.raises(ValueError, match="column 1 of .* is not all numbers"):
+  with pytest.raises(ValueError, match=r"bad.csv', line 2, column 1 holds 'x'"):
     series.load_csv(str(bad), 1)
 
 
@@ -72,6 +72,105 @@ def test_csv_series_is_standardised_on_its_training_part(tmp_path):
   np.testing.assert_allclose(
     z, (values - values[:n].mean()) / values[:n].std(), rtol=1e-5
   )
+
+
+def _lines(values=None) -> list[str]:
+  """A CSV file's lines: a header and 60 rows "t,value"."""
+  if values is None:
+    values = np.sin(np.arange(60) / 3)
+  return ["t,value"] + [f"{t},{v:.4f}" for t, v in enumerate(values)]
+
+
+def _replace(index: int, line: str):
+  return lambda lines: lines[:index] + [line] + lines[index + 1 :]
+
+
+@pytest.mark.parametrize(
+  "edit,match",
+  [
+    (_replace(11, "10,nan"), r"line 12, column 1 holds 'nan', not a finite"),
+    (_replace(11, "10,-inf"), r"line 12, column 1 holds '-inf', not a finite"),
+    (_replace(11, "10,n/a"), r"line 12, column 1 holds 'n/a', not a finite"),
+    (_replace(11, "10,"), r"line 12, column 1 holds nothing, not a finite"),
+    (_replace(11, "10, "), r"line 12, column 1 holds nothing, not a finite"),
+    (_replace(11, ""), r"line 12 is blank; remove it or fill it in"),
+    (_replace(11, " ,"), r"line 12 is blank; remove it or fill it in"),
+    (_replace(11, "10"), r"line 12 ends before column 1 \(config.data.column"),
+    # A missing first value is not taken for a header.
+    (lambda lines: ["0,"] + lines[2:], r"line 1, column 1 holds nothing"),
+    (lambda lines: [], r"is empty"),
+    (
+      lambda lines: _lines(np.full(60, 3.5)),
+      r"column 1 of '.*' is constant \(3.5\) over its 48 training values",
+    ),
+    (
+      lambda lines: _lines(np.full(60, 3.5))[:49] + lines[49:],
+      r"is constant \(3.5\) over its 48 training values",
+    ),
+    (
+      lambda lines: lines[:21],
+      r"has 20 values: 16 to train, .* and 4 to validate \(it needs "
+      r"eval_batch_size = 8\)",
+    ),
+  ],
+  ids=[
+    "nan",
+    "inf",
+    "text",
+    "empty-cell",
+    "space",
+    "blank-line",
+    "blank-cells",
+    "short-row",
+    "first-row",
+    "empty-file",
+    "constant",
+    "constant-training-part",
+    "too-short",
+  ],
+)
+def test_bad_csv_is_named_by_file_line_and_column(tmp_path, edit, match):
+  path = tmp_path / "bad.csv"
+  path.write_text("\n".join(edit(_lines())) + "\n")
+  config = series_config.get_config("smoke")
+  config.data.csv, config.data.column = str(path), 1
+  with pytest.raises(ValueError, match=match) as error:
+    series.make_task(config)
+  message = str(error.value)
+  assert "\n" not in message and repr(str(path)) in message
+
+
+@pytest.mark.parametrize("end", ["", "\n", "\n\n", "\r\n", "\n \n"])
+def test_blank_lines_at_the_end_are_fine(tmp_path, end):
+  path = tmp_path / "ok.csv"
+  path.write_text("\n".join(_lines()) + end)
+  np.testing.assert_allclose(
+    series.load_csv(str(path), 1), np.sin(np.arange(60) / 3), atol=1e-4
+  )
+
+
+def test_a_byte_order_mark_is_not_a_header(tmp_path):
+  path = tmp_path / "excel.csv"
+  path.write_bytes(b"\xef\xbb\xbf1.5\n2.5\n")
+  np.testing.assert_array_equal(series.load_csv(str(path), 0), [1.5, 2.5])
+
+
+def test_binary_file_is_named(tmp_path):
+  path = tmp_path / "series.csv.gz"
+  path.write_bytes(b"\x1f\x8b\x08\x00")
+  with pytest.raises(ValueError, match=r"series.csv.gz' is not a UTF-8 CSV"):
+    series.load_csv(str(path), 0)
+
+
+def test_too_few_windows_for_a_shuffled_batch(tmp_path):
+  config = _csv_config(tmp_path, np.arange(300.0))
+  config.data.batch_size = 236
+  with pytest.raises(
+    ValueError, match=r"235 windows of window = 5 \(it needs 236\)"
+  ):
+    series.make_task(config)
+  config.data.shuffle = False  # In order, windows repeat within a batch.
+  series.make_task(config)
 
 
 def test_windows_and_targets(tmp_path):
@@ -163,5 +262,7 @@ def test_notebook_init():
 
 def test_too_short_a_series_is_reported(tmp_path):
   config = _csv_config(tmp_path, np.arange(20.0))
-  with pytest.raises(ValueError, match="config.data: a series of 20 values"):
+  with pytest.raises(
+    ValueError, match=r"config.data: column 1 of '.*series.csv' has 20 values"
+  ):
     series.make_task(config)
