@@ -77,7 +77,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.source = "mnist"  # mnist | nmnist (tonic) | synthetic
-  config.data.dir = "../shared/data/mnist"
+  config.data.dir = "../shared/data/mnist"  # '' for synthetic
   config.data.max_events = 512  # an evenly strided subset of each stream
   # Training digits keep pool * max_events strided events and each batch
   # draws max_events of them at random (1: always the same max_events).

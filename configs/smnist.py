@@ -66,7 +66,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.dir = "../shared/data/mnist"  # '' for tensorflow-datasets
-  config.data.synthetic = False  # the digit-like stand-in instead of MNIST
+  config.data.synthetic = False  # the digit-like stand-in (with dir '')
   config.data.batch_size = 64
   config.data.eval_size = 2048  # a fixed random subset; 0 for all 10,000
 

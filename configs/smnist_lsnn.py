@@ -65,7 +65,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.dir = "../shared/data/mnist"  # '' for tensorflow-datasets
-  config.data.synthetic = False  # the digit-like stand-in instead of MNIST
+  config.data.synthetic = False  # the digit-like stand-in (with dir '')
   config.data.batch_size = 256
   config.data.eval_size = 1024  # a fixed random test subset; 0 for all
   config.data.cue_steps = 56  # the output cue after the image [ms]

@@ -233,6 +233,18 @@ def _check(config):
       f"config.model.name must be one of {MODELS}, got {m.name!r}."
     )
   _check_source(d.source)
+  if d.source == "synthetic" and d.dir:
+    raise ValueError(
+      f"config.data.dir is set ({d.dir!r}) but config.data.source is "
+      "'synthetic', which reads no files; unset one (--config.data.dir='' "
+      "or another config.data.source)."
+    )
+  if d.source == "nmnist" and not d.dir:
+    raise ValueError(
+      "config.data.source is 'nmnist', which reads tonic's N-MNIST files "
+      "from config.data.dir, but config.data.dir is empty; pass "
+      "--config.data.dir=DIR."
+    )
   for field, value in (
     ("model.embed", m.embed),
     ("data.max_events", d.max_events),

@@ -137,6 +137,12 @@ def make_data(data):
   in a permutation per epoch, and the same test batches every epoch (the
   key and epoch are unused: a fixed evaluation set keeps the curve
   comparable). MNIST is loaded at the first batch."""
+  if data.synthetic and data.dir:
+    raise ValueError(
+      f"config.data.dir is set ({data.dir!r}) but config.data.synthetic is "
+      "True, which reads no files; unset one (--config.data.dir='' or "
+      "--config.data.synthetic=False)."
+    )
   if data.batch_size <= 0:
     raise ValueError(
       f"config.data.batch_size must be positive, got {data.batch_size}."

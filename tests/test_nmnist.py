@@ -225,9 +225,9 @@ def test_too_large_a_subset_is_named():
 @pytest.mark.skipif(
   importlib.util.find_spec("tonic") is not None, reason="tonic is installed"
 )
-def test_real_nmnist_without_tonic_is_one_clear_error():
+def test_real_nmnist_without_tonic_is_one_clear_error(tmp_path):
   config = _config()
-  config.data.source = "nmnist"
+  config.data.source, config.data.dir = "nmnist", str(tmp_path)
   with pytest.raises(ValueError, match="pip install tonic"):
     nmnist.make_task(config).train_batch(KEY, 0)
 
