@@ -127,7 +127,15 @@ def _dataset(
     idx = _selection(split, len(recordings), size)
     encoded, labels = [], []
     for i in idx:
-      stream, label = recordings[i]
+      try:
+        stream, label = recordings[i]
+      except Exception as e:  # tonic reads a recording's file here.
+        reason = " ".join(str(e).split())[:200]
+        raise ValueError(
+          f"tonic could not read N-MNIST {split} recording {i} in "
+          f"{data_dir!r} ({type(e).__name__}: {reason}); replace the damaged "
+          "file, or set config.data.dir to tonic's N-MNIST directory."
+        ) from e
       encoded.append(encode(events.as_events(stream), length))
       labels.append(label)
     return {**_stack(encoded), "label": np.array(labels, np.int32)}

@@ -1,6 +1,8 @@
 """Event-based MNIST: encoding, batches, models and update counts."""
 
 import importlib.util
+import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -230,6 +232,34 @@ def test_real_nmnist_without_tonic_is_one_clear_error(tmp_path):
   config.data.source, config.data.dir = "nmnist", str(tmp_path)
   with pytest.raises(ValueError, match="pip install tonic"):
     nmnist.make_task(config).train_batch(KEY, 0)
+
+
+def test_a_damaged_nmnist_recording_is_named(tmp_path, monkeypatch):
+  """tonic reads each recording's file when it is indexed."""
+
+  class Recordings:
+    def __len__(self):
+      return 3
+
+    def __getitem__(self, i):
+      if i == 1:
+        raise ValueError("cannot reshape array\nof size 7 into shape (5)")
+      return _stream(10), 4
+
+  datasets = types.SimpleNamespace(NMNIST=lambda save_to, train: Recordings())
+  monkeypatch.setitem(
+    sys.modules, "tonic", types.SimpleNamespace(datasets=datasets)
+  )
+  config = _config()
+  config.data.source, config.data.dir = "nmnist", str(tmp_path)
+  config.data.train_size, config.data.batch_size = 3, 2
+  with pytest.raises(ValueError) as error:
+    nmnist.make_task(config).train_batch(KEY, 0)
+  assert str(error.value) == (
+    f"tonic could not read N-MNIST train recording 1 in {str(tmp_path)!r} "
+    "(ValueError: cannot reshape array of size 7 into shape (5)); replace "
+    "the damaged file, or set config.data.dir to tonic's N-MNIST directory."
+  )
 
 
 def test_a_few_steps_fit_one_batch():
