@@ -7,6 +7,7 @@ the final plot and results.json speak of it.
 """
 
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -23,7 +24,9 @@ def mean_over_seeds(metrics: list[dict]) -> dict[str, float | list[float]]:
   metrics = jax.device_get(metrics)
   out = {}
   for k in metrics[0]:
-    per_seed = np.mean([m[k] for m in metrics], axis=0)
+    # In float64: the same mean whether a step's metrics come from the
+    # device (float32) or from a checkpoint's JSON (float64).
+    per_seed = np.mean(np.asarray([m[k] for m in metrics], np.float64), axis=0)
     out[k] = float(np.mean(per_seed))
     if per_seed.size > 1:
       out[f"{k}_std"] = float(np.std(per_seed))
@@ -110,6 +113,17 @@ def results(
   }
 
 
+def write_atomically(path: Path, text: str):
+  """Writes `text` to `path` through a temporary file and `os.replace`, so
+  that a kill leaves the old file or the new one, never a part."""
+  tmp = path.with_name(f".{path.name}.tmp")
+  with tmp.open("w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
 class MetricWriter:
   """Appends metrics to `metrics.jsonl` and to TensorBoard event files (on
   process 0; elsewhere it does nothing)."""
@@ -131,7 +145,7 @@ class MetricWriter:
           continue
         if step <= resume_step:
           kept.append(line + "\n")
-      self._path.write_text("".join(kept))
+      write_atomically(self._path, "".join(kept))
     self._tb = tensorboardX.SummaryWriter(
       str(workdir / "tb"), purge_step=resume_step + 1
     )

@@ -98,7 +98,16 @@ def fresh_batches(
 ) -> tuple[Callable[[Array, int], Any], Callable[[Array, int], list]]:
   """`(train_batch, eval_batches)` for a task that draws every batch afresh
   with `sample(key)`: one per step, and ceil(eval_size / batch_size) per
-  epoch, each from the passed key folded with the step or epoch."""
+  epoch, each from the passed key folded with the step or epoch.
+
+  Raises:
+    ValueError: `eval_size` (config.data.eval_size) is below 1.
+  """
+  if eval_size < 1:
+    raise ValueError(
+      f"config.data.eval_size must be >= 1 (the validation examples drawn "
+      f"each epoch), got {eval_size}."
+    )
   n_eval = -(-eval_size // batch_size)
 
   def train_batch(key: Array, step: int):

@@ -43,6 +43,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 import optax
 import tqdm
 from absl import app, flags, logging
@@ -100,10 +101,26 @@ def _say(message: str):
     tqdm.tqdm.write(message)
 
 
+# The driver's settings that count something: each must be an integer >= 1.
+_COUNTS = (
+  "num_seeds",
+  "num_epochs",
+  "steps_per_epoch",
+  "log_every",
+  "checkpoint_every",
+  "keep_checkpoints",
+  "data.batch_size",
+)
+
+
 def _check(config):
-  """One-line errors for settings the run cannot use."""
-  if config.num_seeds < 1:
-    raise ValueError(f"config.num_seeds must be >= 1, got {config.num_seeds}.")
+  """One-line errors for settings the run cannot use, before any work."""
+  for name in _COUNTS:
+    value = config
+    for part in name.split("."):
+      value = value.get(part) if value is not None else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.{name} must be an integer >= 1, got {value!r}.")
   if config.mode not in metrics.MODES:
     raise ValueError(
       f"config.mode must be max or min (for config.metric {config.metric!r}),"
@@ -139,9 +156,21 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     Interrupted: SIGTERM or SIGINT stopped the run (its state is saved).
     FloatingPointError: a metric, the params or the optimiser state became
       non-finite (nothing of it is saved).
+    ValueError, OSError: a setting, the workdir or its checkpoints cannot
+      be used (nothing in the workdir is changed).
   """
   _check(config)
   workdir = checkpoints.prepare_workdir(workdir)
+  with (
+    checkpoints.WorkdirLock(workdir),
+    checkpoints.Checkpoints(workdir, config.keep_checkpoints) as ckpts,
+    checkpoints.StopSignals(ckpts.manager) as signals,
+  ):
+    return _run(config, workdir, ckpts, signals)
+
+
+def _run(config, workdir, ckpts, signals) -> dict:
+  """`train_and_evaluate` in a locked workdir, with signals caught."""
   task = task_lib.load(config)
   make_tx = task.optimizer or (lambda _: make_optimizer(config))
   metric, target = config.metric, config.target
@@ -155,13 +184,27 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     task, make_tx, steps.stack(seed_keys), jax.NamedSharding(mesh, jax.P())
   )
 
-  ckpts = checkpoints.Checkpoints(workdir, config.keep_checkpoints)
-  state, history = init_state(), []
-  restored = ckpts.restore(state)
+  settings = checkpoints.as_json(config)
+  state, history, window = init_state(), [], []
+  restored = ckpts.restore(state, settings)
   if restored is not None:
-    _, state, history = restored
+    _, state, run = restored
+    history, window = run["history"], run["window"]
     _say(f"Resuming from step {ckpts.last_saved} in {ckpts.directory}.")
   start = int(jax.device_get(state.step)[0])
+  if start > num_steps:
+    raise ValueError(
+      f"the run in {workdir} is at step {start}, beyond the "
+      f"{num_steps} steps of config.num_epochs={config.num_epochs}; raise "
+      "config.num_epochs or pass a new --workdir."
+    )
+  received = signals.requested(start)
+  if received is not None:  # during start-up
+    raise Interrupted(received, None, ckpts.directory)
+
+  def save(step):
+    run = {"config": settings, "history": history, "window": window}
+    ckpts.save(step, state, jax.tree.map(_to_json, run))
 
   writer = metrics.MetricWriter(workdir, start)
   wall_offset = history[-1]["wall_time_s"] if history else 0.0
@@ -170,7 +213,6 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     (r["step"] for r in history if better(r[f"val_{metric}"], target)), None
   )
   stopped = metrics.stop_early(config, history)
-  window: list[dict] = []
   main = jax.process_index() == 0
   bar = tqdm.tqdm(
     total=num_steps,
@@ -180,84 +222,79 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     disable=not (config.progress_bar and main and sys.stderr.isatty()),
   )
   try:
-    with checkpoints.StopSignals(ckpts.manager) as signals:
-      for step in range(start + 1, num_steps + 1):
-        if stopped:
-          break
-        batch = steps.stack(
-          [task.train_batch(k.data, step - 1) for k in seed_keys]
+    for step in range(start + 1, num_steps + 1):
+      if stopped:
+        break
+      batch = steps.stack(
+        [task.train_batch(k.data, step - 1) for k in seed_keys]
+      )
+      state, step_metrics = train_step(
+        state, parallel.global_batch(batch, data)
+      )
+      if step == start + 1 and metric not in step_metrics:
+        reported = ", ".join(k for k in step_metrics if k != "grad_norm")
+        raise ValueError(
+          f"config.metric {metric!r} is not a metric of "
+          f"{config.experiment}; it reports {reported}."
         )
-        state, step_metrics = train_step(
-          state, parallel.global_batch(batch, data)
-        )
-        if step == start + 1 and metric not in step_metrics:
-          reported = ", ".join(k for k in step_metrics if k != "grad_norm")
-          raise ValueError(
-            f"config.metric {metric!r} is not a metric of "
-            f"{config.experiment}; it reports {reported}."
+      window.append(step_metrics)
+      bar.update()
+
+      checkpoint = step % config.checkpoint_every == 0 or step == num_steps
+      if step % config.log_every == 0 or checkpoint:
+        window = jax.device_get(window)
+        bad = metrics.first_non_finite(window)
+        if bad is not None:
+          first = step - len(window) + 1 + bad[0]
+          raise ckpts.non_finite(", ".join(bad[1]), first, step)
+        train = metrics.mean_over_seeds(window)
+        train["steps_per_s"] = len(window) / (time.perf_counter() - t_window)
+        window, t_window = [], time.perf_counter()
+        writer.write(step, {f"train_{k}": v for k, v in train.items()})
+        bar.set_postfix({k: f"{train[k]:.3f}" for k in ("loss", metric)})
+
+      if step % config.steps_per_epoch == 0 or step == num_steps:
+        ckpts.check_finite(state, step)
+        epoch = math.ceil(step / config.steps_per_epoch)
+        val = _evaluate(task, eval_step, state.params, seed_keys, epoch, data)
+        record = {
+          "step": step,
+          "epoch": epoch,
+          "wall_time_s": wall_offset + time.perf_counter() - t_start,
+          **{f"val_{k}": v for k, v in val.items()},
+        }
+        history.append(record)
+        writer.write(step, {k: v for k, v in record.items() if k != "step"})
+        note = ""
+        if reached is None and better(record[f"val_{metric}"], target):
+          reached = step
+          note = f"  (target {metrics.fmt(metric, target)} reached)"
+        _say(metrics.epoch_line(record, metric, len(seeds)) + note)
+        if metrics.stop_early(config, history):
+          stopped = checkpoint = True
+          rule = config.early_stop
+          _say(
+            f"Stopping early at step {step}: mean val_{rule.metric} over "
+            f"the last {rule.window} evaluations is below {rule.below}."
           )
-        window.append(step_metrics)
-        bar.update()
 
-        checkpoint = step % config.checkpoint_every == 0 or step == num_steps
-        if step % config.log_every == 0 or checkpoint:
-          window = jax.device_get(window)
-          bad = metrics.first_non_finite(window)
-          if bad is not None:
-            first = step - len(window) + 1 + bad[0]
-            raise ckpts.non_finite(", ".join(bad[1]), first, step)
-          train = metrics.mean_over_seeds(window)
-          train["steps_per_s"] = len(window) / (time.perf_counter() - t_window)
-          window, t_window = [], time.perf_counter()
-          writer.write(step, {f"train_{k}": v for k, v in train.items()})
-          bar.set_postfix({k: f"{train[k]:.3f}" for k in ("loss", metric)})
-
-        if step % config.steps_per_epoch == 0 or step == num_steps:
-          ckpts.check_finite(state, step)
-          epoch = math.ceil(step / config.steps_per_epoch)
-          val = _evaluate(task, eval_step, state.params, seed_keys, epoch, data)
-          record = {
-            "step": step,
-            "epoch": epoch,
-            "wall_time_s": wall_offset + time.perf_counter() - t_start,
-            **{f"val_{k}": v for k, v in val.items()},
-          }
-          history.append(record)
-          writer.write(step, {k: v for k, v in record.items() if k != "step"})
-          note = ""
-          if reached is None and better(record[f"val_{metric}"], target):
-            reached = step
-            note = f"  (target {metrics.fmt(metric, target)} reached)"
-          _say(metrics.epoch_line(record, metric, len(seeds)) + note)
-          if metrics.stop_early(config, history):
-            stopped = checkpoint = True
-            rule = config.early_stop
-            _say(
-              f"Stopping early at step {step}: mean val_{rule.metric} over "
-              f"the last {rule.window} evaluations is below {rule.below}."
-            )
-
-        if checkpoint:
-          ckpts.save(step, state, history)
-        received = signals.requested(step)
-        if received is not None:
-          if ckpts.last_saved != step:
-            ckpts.save(step, state, history)
-          raise Interrupted(received, step, ckpts.directory)
-  except KeyboardInterrupt:
-    done = int(jax.device_get(state.step)[0])
-    if done != ckpts.last_saved:
-      ckpts.save(done, state, history)
-      _say(f"Interrupted: saved step {done} in {ckpts.directory}.")
-    raise
+      if checkpoint:
+        save(step)
+      received = signals.requested(step)
+      if received is not None:
+        if ckpts.last_saved != step:
+          window = jax.device_get(window)  # the steps not yet logged
+          save(step)
+        raise Interrupted(received, step, ckpts.directory)
   finally:
     bar.close()
-    ckpts.close()
     writer.close()
 
   results = metrics.results(config, history, seeds, stopped, reached)
   if main:
-    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    metrics.write_atomically(
+      workdir / "results.json", json.dumps(results, indent=2)
+    )
     title = f"{config.experiment} ({config.model.name})"
     path = workdir / f"val_{metric}.png"
     metrics.plot_history(history, metric, path, title)
@@ -265,6 +302,11 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
       first = jax.tree.map(lambda a: a[0], jax.device_get(state.params))
       task.plot(first, workdir)
   return results
+
+
+def _to_json(leaf):
+  """A leaf of the run's record as JSON: arrays (per-seed metrics) as lists."""
+  return leaf.tolist() if isinstance(leaf, np.ndarray | np.generic) else leaf
 
 
 def _exit_with(e: Exception):

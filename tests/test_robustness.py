@@ -33,9 +33,8 @@ FLAGS = [
 ]
 
 # `python -c SIGNAL_AT_STEP_5 READY --flags...` runs plstm.train and, before
-# the batch of step 5, touches READY and waits for a signal (the driver's
-# handler uninstalls itself when one arrives), so the test signals mid-run
-# without a race.
+# the batch of step 5, touches READY and waits until the driver's handler
+# has received a signal, so the test signals mid-run without a race.
 SIGNAL_AT_STEP_5 = """
 import signal, sys, time
 from pathlib import Path
@@ -53,7 +52,7 @@ def make_task(config):
     if step == 4 and not ready.exists():
       ready.touch()
       deadline = time.monotonic() + 120
-      while callable(signal.getsignal(signal.SIGTERM)):
+      while signal.getsignal(signal.SIGTERM).__self__.received is None:
         assert time.monotonic() < deadline, "no signal came"
         time.sleep(0.01)
     return task.train_batch(key, step)

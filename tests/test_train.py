@@ -143,27 +143,21 @@ def _crash_at(monkeypatch, step, error):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-  "error", [_Crash(), KeyboardInterrupt()], ids=["crash", "ctrl-c"]
-)
-def test_an_interrupted_run_resumes_to_identical_params(
-  error, tmp_path, monkeypatch
-):
+def test_a_crashed_run_resumes_to_identical_params(tmp_path, monkeypatch):
   config = freq_config.get_config("smoke")
   config.num_epochs = 3  # 9 steps, a checkpoint every 3
   straight = train.train_and_evaluate(config, tmp_path / "straight")
 
   with monkeypatch.context() as m:
-    _crash_at(m, 4, error)  # the batch of step 5
-    with pytest.raises(type(error)):
+    _crash_at(m, 4, _Crash())  # the batch of step 5
+    with pytest.raises(_Crash):
       train.train_and_evaluate(config, tmp_path / "resumed")
   saved = sorted(
     int(p.name)
     for p in (tmp_path / "resumed/checkpoints").iterdir()
     if p.name.isdigit()
   )
-  # A crash keeps the cadence checkpoint; Ctrl-C also saves where it stopped.
-  assert saved == ([3] if isinstance(error, _Crash) else [3, 4])
+  assert saved == [3]  # The cadence checkpoint (signals: test_robustness).
   resumed = train.train_and_evaluate(config, tmp_path / "resumed")
 
   step_a, state_a = _final_state(tmp_path / "straight")
@@ -338,7 +332,7 @@ def test_seeds_trained_together_equal_separate_runs(tmp_path):
 def test_bad_num_seeds(tmp_path):
   config = freq_config.get_config("smoke")
   config.num_seeds = 0
-  with pytest.raises(ValueError, match="config.num_seeds must be >= 1"):
+  with pytest.raises(ValueError, match="num_seeds must be an integer >= 1"):
     train.train_and_evaluate(config, tmp_path)
 
 
