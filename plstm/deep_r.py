@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Array = jax.Array
@@ -49,6 +50,16 @@ def _sign_at_init(key: Array, w: Array) -> Array:
 def _given_sign(w, s):
   if _is_masked(w):
     return w
+  if s is None:
+    raise ValueError(
+      "deep_r: signs is None at a rewired param; give +-1 signs for every "
+      "param that `mask` rewires."
+    )
+  if not isinstance(s, jax.core.Tracer) and not np.all(np.abs(s) == 1):
+    raise ValueError(
+      f"deep_r: signs must be +1 or -1 at every rewired synapse, got values "
+      f"{np.unique(s)[:4]}."
+    )
   s = jnp.asarray(s)
   if s.shape != w.shape:
     raise ValueError(
@@ -139,6 +150,12 @@ def deep_r(
     An `optax.GradientTransformation` with state `DeepRState` (wrapped in
     `optax.MaskedState` if `mask` is given); `update` requires params.
 
+  Raises:
+    ValueError: if connectivity is not in (0, 1]; if both seed and key are
+      given; at `init`, if `signs` is not a pytree like the params, or
+      holds a value other than +-1 (or a shape other than the param's) at a
+      rewired leaf (traced signs are not checked).
+
   Notes:
     No separate theta: the params are the signed weights w. Adam is
     sign-equivariant per element (g -> s g gives m -> s m, v -> v, update ->
@@ -187,7 +204,15 @@ def deep_r(
       keys = jax.random.split(key_signs, len(ws))
       fixed = treedef.unflatten(map(_sign_at_init, keys, ws))
     else:
-      fixed = jax.tree.map(_given_sign, params, signs, is_leaf=_is_masked)
+      ws, treedef = jax.tree.flatten(params, is_leaf=_is_masked)
+      try:
+        ss = treedef.flatten_up_to(signs)
+      except ValueError:
+        raise ValueError(
+          "deep_r: signs must be a pytree like the params (None where not "
+          f"rewired), got {type(signs).__name__}."
+        ) from None
+      fixed = treedef.unflatten(map(_given_sign, ws, ss))
     return DeepRState(jnp.zeros([], jnp.int32), state_key, fixed)
 
   def update_fn(updates, state: DeepRState, params=None):
