@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plstm.lstm import Array, Params, batch_shape
+from plstm.recurrent import check_size
 
 PerNeuron = float | Sequence[float]
 
@@ -150,6 +151,11 @@ class ALIF:
     defaults, those of every tutorial) are not options here. The decays
     alpha and rho are computed in float64 and rounded to float32 (the
     original computes alpha in float32: a difference of at most one ulp).
+
+  Raises:
+    ValueError: if n_rec or n_delay is not an integer >= 1, n_refractory
+      not one >= 0, `init`'s (or `delays`') `input_size` not one >= 1; if
+      dt, tau, thr or tau_a is not positive.
   """
 
   n_rec: int
@@ -164,14 +170,9 @@ class ALIF:
 
   def __post_init__(self):
     name = type(self).__name__
-    if self.n_rec <= 0:
-      raise ValueError(f"{name}: n_rec must be positive, got {self.n_rec}.")
-    if self.n_delay < 1:
-      raise ValueError(f"{name}: n_delay must be >= 1, got {self.n_delay}.")
-    if self.n_refractory < 0:
-      raise ValueError(
-        f"{name}: n_refractory must be >= 0, got {self.n_refractory}."
-      )
+    check_size(name, "n_rec", self.n_rec)
+    check_size(name, "n_delay", self.n_delay)
+    check_size(name, "n_refractory", self.n_refractory, minimum=0)
     if self.dt <= 0:
       raise ValueError(f"{name}: dt must be positive, got {self.dt}.")
     for field in ("tau", "thr", "tau_a", "beta"):
@@ -194,6 +195,7 @@ class ALIF:
   def init(self, key: Array, input_size: int) -> Params:
     """The original's dense init: w_in ~ N(0, 1/I), w_rec ~ N(0, 1/R), and
     the delays of `delays` when n_delay > 1."""
+    check_size(f"{type(self).__name__}.init", "input_size", input_size)
     k_in, k_rec, k_delay = jax.random.split(key, 3)
     r = self.n_rec
     return {
@@ -210,6 +212,7 @@ class ALIF:
     `rd.randint(n_delay)`, from two streams of `key`, so d_rec does not
     depend on I. Empty with n_delay = 1 (every delay is 0).
     """
+    check_size(f"{type(self).__name__}.delays", "input_size", input_size)
     if self.n_delay == 1:
       return {}
     k_in, k_rec = jax.random.split(key)
@@ -344,7 +347,17 @@ def neuron_signs(
   signs), laid out as [-1] * n_inh + [+1] * n_exc, and permuted with
   `shuffle_key` if given (the sMNIST tutorial shuffles the input signs, not
   the recurrent ones).
+
+  Raises:
+    ValueError: if n is not an integer >= 1 or proportion_excitatory is not
+      in [0, 1].
   """
+  check_size("neuron_signs", "n", n)
+  if not 0 <= proportion_excitatory <= 1:
+    raise ValueError(
+      "neuron_signs: proportion_excitatory must be in [0, 1], got "
+      f"{proportion_excitatory!r}."
+    )
   n_exc = min(int(proportion_excitatory * n) + 1, n)
   signs = jnp.concatenate(
     [-jnp.ones(n - n_exc, jnp.float32), jnp.ones(n_exc, jnp.float32)]
@@ -430,7 +443,17 @@ def weight_sampler(
   Returns:
     (w [n_in, n_out], sign [n_in, n_out]), float32: w = sign * theta * mask
     and the full +-1 sign matrix, the fixed signs of DEEP R.
+
+  Raises:
+    ValueError: if n_in or n_out is not an integer >= 1, or the
+      connectivity p is not in (0, 1].
   """
+  check_size("weight_sampler", "n_in", n_in)
+  check_size("weight_sampler", "n_out", n_out)
+  if not 0 < p <= 1:
+    raise ValueError(
+      f"weight_sampler: p (the connectivity) must be in (0, 1], got {p!r}."
+    )
   k_rows, k_cols, k_theta, k_sign = jax.random.split(key, 4)
   nb = int(n_in * n_out * p)
   rows = jax.random.randint(k_rows, (nb,), 0, n_in)

@@ -9,6 +9,8 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from plstm.recurrent import check_size
+
 Array = jax.Array
 # jax.nn.initializers.Initializer: (key, shape, dtype) -> Array.
 Initializer = Any
@@ -24,15 +26,6 @@ class LSTMState(NamedTuple):
 
 def batch_shape(batch_size: int | tuple[int, ...]) -> tuple[int, ...]:
   return (batch_size,) if isinstance(batch_size, int) else tuple(batch_size)
-
-
-def check_hidden_size(cell) -> None:
-  """One clear line when a cell's `hidden_size` is not positive."""
-  if cell.hidden_size <= 0:
-    raise ValueError(
-      f"{type(cell).__name__}: hidden_size must be positive, got "
-      f"{cell.hidden_size}."
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +54,10 @@ class LSTM:
     slices of `b` (trainable), not constants added at every step as in
     TensorFlow's `BasicLSTMCell`. The default initialisers are Flax's
     (LeCun normal input kernel, orthogonal recurrent kernel).
+
+  Raises:
+    ValueError: if `hidden_size`, or `init`'s `input_size`, is not an
+      integer >= 1.
   """
 
   timed: ClassVar[bool] = False  # consumes x alone, no timestamps
@@ -74,10 +71,11 @@ class LSTM:
   peephole_init: Initializer = jax.nn.initializers.normal(0.1)
 
   def __post_init__(self):
-    check_hidden_size(self)
+    check_size(type(self).__name__, "hidden_size", self.hidden_size)
 
   def init(self, key: Array, input_size: int) -> Params:
     """Returns the params for inputs of `input_size` features."""
+    check_size(f"{type(self).__name__}.init", "input_size", input_size)
     h = self.hidden_size
     k_x, k_h, k_p = jax.random.split(key, 3)
     b = jnp.zeros((4, h), jnp.float32)

@@ -26,13 +26,23 @@ import jax
 from flax import linen, nnx
 
 from plstm.lstm import Array, Params
-from plstm.recurrent import scan, timed
+from plstm.recurrent import describe, scan, timed
 from plstm.task import is_trained
 
 
 def _split_time(cell, inputs):
-  """`(x [..., I], t [...])` from [..., I + 1] inputs of a timed cell."""
+  """`(x [..., I], t [...])` from [..., I + 1] inputs of a timed cell.
+
+  Raises:
+    ValueError: if such inputs have no channel beside t (I = 0).
+  """
   if timed(cell) and not isinstance(inputs, tuple):
+    if inputs.shape[-1] < 2:
+      raise ValueError(
+        f"{describe(cell)}: a timed cell's inputs are [..., I + 1] with the "
+        f"timestamps t last (or a pair (x, t)); got {inputs.shape[-1]} "
+        "channel, so no feature beside t."
+      )
     return inputs[..., :-1], inputs[..., -1]
   return inputs
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plstm.lstm import LSTM, Array, Initializer, LSTMState, Params
+from plstm.recurrent import check_size, timed_inputs
 
 
 def time_gate(
@@ -40,6 +41,10 @@ def time_gate(
   Returns:
     k [B, H] in the dtype of `tau`.
 
+  Raises:
+    ValueError: if a concrete `tau` or `r_on` holds a 0 (the phase would
+      divide by it); traced values (under `jax.jit`) are not checked.
+
   Notes:
     The mod is a floor-mod, so phi is in [0, 1) for negative t - s too (the
     official code's Theano mod; `torch.fmod` would not be). The official
@@ -50,6 +55,13 @@ def time_gate(
     value differs from it by the rounding of q: about 1e-7 q in float32,
     the order of the rounding of t - s itself.
   """
+  for name, value in (("tau", tau), ("r_on", r_on)):
+    concrete = not isinstance(value, jax.core.Tracer)
+    if concrete and (zeros := np.count_nonzero(np.asarray(value) == 0)):
+      raise ValueError(
+        f"time_gate: {name} must be nonzero (it enters as |{name}|), got "
+        f"{zeros} zero(s) in {name}."
+      )
   t = jnp.asarray(t)
   if not jnp.issubdtype(t.dtype, jnp.floating):
     t = t.astype(tau.dtype)
@@ -133,6 +145,10 @@ class PhasedLSTM(LSTM):
     param so checkpoints keep one layout). The official code clips gradient
     messages at the gate pre-activations to +-10; here gradient clipping is
     the optimiser's (see the training configs).
+
+  Raises:
+    ValueError: as `plstm.LSTM`; if `tau_range`, `r_on` or `alpha` is out of
+      range; if inputs are not a pair (x, t).
   """
 
   timed: ClassVar[bool] = True  # consumes (x, t)
@@ -161,7 +177,7 @@ class PhasedLSTM(LSTM):
     self, params: Params, inputs: tuple[Array, Array]
   ) -> tuple[Array, Array]:
     """(x [..., I], t [...]) -> (x W_x + b [..., 4H], t)."""
-    x, t = inputs
+    x, t = timed_inputs(self, inputs)
     if x.shape[:-1] != jnp.shape(t):
       raise ValueError(
         f"PhasedLSTM: x and t must have the same leading (batch, time) "
@@ -210,6 +226,11 @@ class Phased:
     cell: a cell with `hidden_size` H whose carry leaves are [B, H] and whose
       outputs are its hidden state.
     alpha, r_on, train_r_on, tau_range, shift_range: as `PhasedLSTM`.
+
+  Raises:
+    ValueError: if `tau_range`, `r_on` or `alpha` is out of range; if
+      `init`'s `input_size` is not an integer >= 1; if inputs are not a
+      pair (x, t).
   """
 
   timed: ClassVar[bool] = True  # consumes (x, t)
@@ -229,6 +250,7 @@ class Phased:
     return self.cell.hidden_size
 
   def init(self, key: Array, input_size: int) -> Params:
+    check_size("Phased.init", "input_size", input_size)
     k_cell, k_tau, k_shift = jax.random.split(key, 3)
     params = {"inner": self.cell.init(k_cell, input_size)}
     return params | _gate_params(self, k_tau, k_shift, self.hidden_size)
@@ -245,7 +267,7 @@ class Phased:
     training: bool = False,
   ):
     """One time step: (carry, (x [B, I], t [B])) -> (carry, h [B, H])."""
-    x, t = inputs
+    x, t = timed_inputs(self, inputs)
     new, _ = self.cell.step(params["inner"], carry, x, training=training)
     k = _gate(self, params, t, training)
     carry = jax.tree.map(lambda n, o: k * n + (1.0 - k) * o, new, carry)

@@ -15,20 +15,104 @@ and optionally
 Shapes: B batch, T time, I inputs, H hidden units.
 """
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from plstm.dropout import variational_dropout
+from plstm.task import is_trained
 
 Array = jax.Array
+
+
+def check_size(owner: str, name: str, value, minimum: int = 1) -> None:
+  """One clear line unless `value` is an integer >= `minimum` (a bool is not
+  a size).
+
+  Raises:
+    ValueError: naming `owner` and `name`, if `value` is not such an integer.
+  """
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, numbers.Integral)
+    or value < minimum
+  ):
+    raise ValueError(
+      f"{owner}: {name} must be an integer >= {minimum}, got {value!r}."
+    )
 
 
 def timed(cell) -> bool:
   """Whether `cell` consumes timestamps, inputs `(x, t)`."""
   return getattr(cell, "timed", False)
+
+
+def describe(cell) -> str:
+  """The cell's class and size for messages, e.g. "PhasedLSTM(2)"."""
+  size = getattr(cell, "hidden_size", None)
+  return type(cell).__name__ + ("" if size is None else f"({size})")
+
+
+def timed_inputs(cell, inputs) -> tuple:
+  """`(x, t)` of a timed cell's inputs.
+
+  Raises:
+    ValueError: if `inputs` is not a pair (a Phased LSTM called without t).
+  """
+  if isinstance(inputs, tuple | list) and len(inputs) == 2:
+    return tuple(inputs)
+  got = (
+    f"one array of shape {inputs.shape}"
+    if hasattr(inputs, "shape")
+    else type(inputs).__name__
+  )
+  raise ValueError(
+    f"{describe(cell)} is timed: its inputs are (x [..., I], timestamps "
+    f"t [...]), got {got}."
+  )
+
+
+def check_params(cell, params, input_size: int, where: str = "scan") -> None:
+  """Refuses params unlike `cell.init(key, input_size)`'s.
+
+  Compares the params' tree, each leaf's shape and its kind (floating or
+  integer) with `jax.eval_shape` of `cell.init`: a trace-time check, which
+  costs nothing in a compiled step.
+
+  Raises:
+    ValueError: naming the first param that is missing, extra, or of
+      another shape or kind, e.g. "params['w_x'] has shape (3, 8), expected
+      (2, 8) for PhasedLSTM(2) on 2 input features".
+  """
+  flat = jax.tree_util.tree_flatten_with_path
+  keystr = jax.tree_util.keystr
+  shapes = jax.eval_shape(lambda k: cell.init(k, input_size), jax.random.key(0))
+  want = {keystr(path): leaf for path, leaf in flat(shapes)[0]}
+  got = {keystr(path): leaf for path, leaf in flat(params)[0]}
+  on = f"for {describe(cell)} on {input_size} input features"
+  for name, spec in want.items():
+    if name not in got:
+      raise ValueError(
+        f"{where}: params{name} is missing, expected shape {spec.shape} {on}; "
+        f"draw the params with cell.init(key, {input_size})."
+      )
+    shape, dtype = jnp.shape(got[name]), jnp.result_type(got[name])
+    if shape != spec.shape:
+      raise ValueError(
+        f"{where}: params{name} has shape {shape}, expected {spec.shape} {on}."
+      )
+    if is_trained(dtype) != is_trained(spec):
+      raise ValueError(
+        f"{where}: params{name} is {dtype}, expected {spec.dtype} (or another "
+        f"{'floating' if is_trained(spec) else 'integer'} dtype) {on}."
+      )
+  extra = sorted(got.keys() - want.keys())
+  if extra:
+    raise ValueError(f"{where}: params{extra[0]} is not a param {on}.")
 
 
 def _param_dtype(params):
@@ -105,8 +189,22 @@ def _loop(cell, params, inputs, mask, carry, training, unroll, hoist):
 def _scan_layer(
   cell, params, inputs, mask, carry, *, training, unroll, hoist, remat_chunk
 ):
-  """One cell over [B, T, ...] inputs; returns (carry, outputs [B, T, ...])."""
+  """One cell over [B, T, ...] inputs; returns (carry, outputs [B, T, ...]).
+
+  First, at trace time, the checks of `scan`'s Raises.
+  """
   batch_size, steps = jnp.shape(jax.tree.leaves(inputs)[0])[:2]
+  if mask is not None and jnp.shape(mask) != (batch_size, steps):
+    raise ValueError(
+      f"scan: mask has shape {jnp.shape(mask)}, expected [B, T] = "
+      f"{(batch_size, steps)} from the inputs."
+    )
+  x = timed_inputs(cell, inputs)[0] if timed(cell) else inputs
+  # Cells without `init` (internal wrappers) or whose x is not one
+  # [B, T, I] array have no input size I to check against.
+  one_array = isinstance(x, jax.Array | np.ndarray) and x.ndim == 3
+  if hasattr(cell, "init") and one_array:
+    check_params(cell, params, x.shape[-1])
   if carry is None:
     carry = cell.initial_carry(batch_size, _param_dtype(params))
   if hoist is None:
@@ -204,6 +302,13 @@ def scan(
 
   Returns:
     (final carry, outputs [B, T, H]), with a tuple of carries for a stack.
+
+  Raises:
+    ValueError: at trace time, if `mask` is not [B, T] for the inputs' B
+      and T; if a timed cell's inputs are not a pair `(x, t)`; if a cell's
+      params differ in tree, shape or kind (floating or integer) from those
+      of `cell.init(key, I)` for the I features of its x (cells with `init`
+      and one x array [B, T, I]; see `check_params`).
   """
   options = dict(
     training=training, unroll=unroll, hoist=hoist, remat_chunk=remat_chunk
@@ -227,7 +332,8 @@ def scan(
       f"scan: dropout needs one rate per layer ({len(cell)}), got {len(rates)}."
     )
   keys = [None] * len(cell) if key is None else jax.random.split(key, len(cell))
-  x, t = inputs if any(map(timed, cell)) else (inputs, None)
+  timed_cells = [c for c in cell if timed(c)]
+  x, t = timed_inputs(timed_cells[0], inputs) if timed_cells else (inputs, None)
   finals, layer_outputs = [], []
   for layer, layer_params, layer_carry, rate, layer_key in zip(
     cell, params, carries, rates, keys, strict=True

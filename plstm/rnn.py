@@ -9,13 +9,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from plstm.lstm import (
-  Array,
-  Initializer,
-  Params,
-  batch_shape,
-  check_hidden_size,
-)
+from plstm.lstm import Array, Initializer, Params, batch_shape
+from plstm.recurrent import check_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +33,10 @@ class RNN:
     kernel, orthogonal recurrent kernel, zero bias) and the initial carry is
     zeros. `kernel_init=recurrent_kernel_init=jax.nn.initializers.normal(1/H)`
     gives the original's weight scale.
+
+  Raises:
+    ValueError: if `hidden_size`, or `init`'s `input_size`, is not an
+      integer >= 1.
   """
 
   hidden_size: int
@@ -46,10 +45,11 @@ class RNN:
   recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
 
   def __post_init__(self):
-    check_hidden_size(self)
+    check_size(type(self).__name__, "hidden_size", self.hidden_size)
 
   def init(self, key: Array, input_size: int) -> Params:
     """Returns the params for inputs of `input_size` features."""
+    check_size(f"{type(self).__name__}.init", "input_size", input_size)
     h = self.hidden_size
     k_x, k_h = jax.random.split(key)
     return {
@@ -108,16 +108,21 @@ class GatedInput:
     The original's single W of shape (1, I + H) is split into w_x and w_h, and
     it draws W and b from N(0, 1); here `kernel_init` (LeCun normal) draws
     w_x and w_h and b starts at 0, so the gate starts near 1/2.
+
+  Raises:
+    ValueError: if `hidden_size`, or `init`'s `input_size`, is not an
+      integer >= 1.
   """
 
   hidden_size: int
   kernel_init: Initializer = jax.nn.initializers.lecun_normal()
 
   def __post_init__(self):
-    check_hidden_size(self)
+    check_size(type(self).__name__, "hidden_size", self.hidden_size)
 
   def init(self, key: Array, input_size: int) -> Params:
     """Returns the params for inputs of `input_size` features."""
+    check_size(f"{type(self).__name__}.init", "input_size", input_size)
     k_x, k_h = jax.random.split(key)
     return {
       "w_x": self.kernel_init(k_x, (input_size, 1), jnp.float32),

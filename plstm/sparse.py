@@ -168,12 +168,18 @@ def scan(
   Returns:
     (final carry, h [B, T, H]).
 
+  Raises:
+    TypeError: if `cell` is not a `plstm.PhasedLSTM`.
+    ValueError: if inputs are not (x, t) of one leading shape, `units` is
+      not [T, M], the params differ from `cell.init`'s in tree, shape or
+      kind, or `mask` is not [B, T] (as `plstm.scan`).
+
   Note:
     Under `jax.jit`, `units` may be traced (its shape is static); a new
     schedule of the same M does not recompile.
   """
   _check_cell(cell)
-  x, t = inputs
+  x, t = recurrent.timed_inputs(cell, inputs)
   if x.shape[:-1] != jnp.shape(t):
     raise ValueError(
       f"sparse.scan: x and t must have the same leading (batch, time) "
@@ -184,6 +190,7 @@ def scan(
       f"sparse.scan: units must be [T, M] with T = {x.shape[1]}, got shape "
       f"{units.shape}; compute it with open_units for these timestamps."
     )
+  recurrent.check_params(cell, params, x.shape[-1], where="sparse.scan")
   if carry is None:
     carry = cell.initial_carry(x.shape[0])
   steps = jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape[:2])

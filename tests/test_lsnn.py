@@ -181,8 +181,10 @@ def test_delays_are_integer_params_of_the_key():
   # n_delay = 1: no delays in the params; n_delay > 1 needs them.
   assert set(lsnn.ALIF(9).init(jax.random.key(0), 4)) == {"w_in", "w_rec"}
   weights = {k: params[k] for k in ("w_in", "w_rec")}
-  with pytest.raises(ValueError, match=r"cell.delays\(key, input_size\)"):
+  with pytest.raises(ValueError, match=r"params\['d_in'\] is missing"):
     plstm.scan(cell, weights, jnp.zeros((1, 3, 4)))
+  with pytest.raises(ValueError, match=r"cell.delays\(key, input_size\)"):
+    cell.step(weights, cell.initial_carry(1), jnp.zeros((1, 4)))
 
 
 def test_training_takes_the_floating_leaves():

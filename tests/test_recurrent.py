@@ -409,7 +409,7 @@ def test_scan_with_float64_timestamps_under_x64():
 
 
 def _two_lstms():
-  cells = (plstm.LSTM(I), plstm.LSTM(H_LSTM))
+  cells = (plstm.LSTM(I, peepholes=True), LSTM)  # the params have peepholes
   params = (_f32(_lstm_params(I, I, 20)), _f32(_lstm_params(I, H_LSTM, 21)))
   x = jnp.asarray(np.random.default_rng(22).normal(size=(B, T, I)), jnp.float32)
   return cells, params, x
