@@ -213,6 +213,10 @@ class Checkpoints:
         enable_async_checkpointing=False,
       ),
     )
+    # Orbax removes what a kill left of a save in a background thread that
+    # its close() does not wait for: a run ending soon after would exit
+    # with that thread's traceback. Wait for it here.
+    getattr(self.manager, "_maybe_await_cleanup_tmp_directory", lambda: 0)()
     self.last_saved: int | None = None
 
   def __enter__(self):

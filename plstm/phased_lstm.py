@@ -6,6 +6,7 @@ Shapes: B is any leading batch shape, I inputs, H hidden units.
 
 import dataclasses
 import math
+import numbers
 from typing import Any, ClassVar
 
 import jax
@@ -83,11 +84,17 @@ def time_gate(
 
 
 def _check_gate(cell, name: str) -> None:
-  lo, hi = cell.tau_range
-  if not 0 < lo <= hi:
-    raise ValueError(
-      f"{name}: tau_range must satisfy 0 < low <= high, got {cell.tau_range}."
+  for field, least in (("tau_range", 0.0), ("shift_range", -math.inf)):
+    pair = getattr(cell, field)
+    ok = isinstance(pair, tuple | list) and len(pair) == 2
+    ok = ok and all(
+      isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair
     )
+    if not (ok and least < pair[0] <= pair[1]):
+      bound = "0 < low" if least == 0.0 else "low"
+      raise ValueError(
+        f"{name}: {field} must be two numbers {bound} <= high, got {pair!r}."
+      )
   if not 0 < cell.r_on <= 1:
     raise ValueError(f"{name}: r_on must be in (0, 1], got {cell.r_on}.")
   if cell.alpha < 0:

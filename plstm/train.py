@@ -37,10 +37,12 @@ host sees.
 
 import functools
 import json
+import logging as pylogging
 import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -83,6 +85,12 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 )
 _PROCESS_ID = flags.DEFINE_integer(
   "process_id", None, "Multi-host: this process's index, from 0."
+)
+_DEBUG = flags.DEFINE_bool(
+  "debug",
+  False,
+  "Let an error end the run with its traceback, not one line (the "
+  "traceback is in the workdir's train.log either way).",
 )
 
 
@@ -309,21 +317,35 @@ def _to_json(leaf):
   return leaf.tolist() if isinstance(leaf, np.ndarray | np.generic) else leaf
 
 
-def _exit_with(e: Exception):
-  """Exits with one line naming what to fix."""
-  if isinstance(e, KeyError):  # A mistyped key in a locked config.
-    message = "unknown config key " + " ".join(str(e.args[0]).split())
-  else:  # ml_collections nests a traceback; its last line says what is wrong.
-    message = [line for line in str(e).splitlines() if line.strip()][-1]
-  sys.exit(f"plstm.train: error: {message.strip()}")
+def _message(e: BaseException) -> str:
+  """The one line of `e` that names what to fix."""
+  cause = e
+  while cause is not None and not isinstance(cause, KeyError):
+    cause = cause.__cause__ or cause.__context__
+  if cause is not None:  # A mistyped key in a locked config.
+    return "unknown config key " + " ".join(str(cause.args[0]).split())
+  if isinstance(e, SyntaxError):
+    return f"{e.filename}, line {e.lineno}: {e.msg}"
+  # ml_collections nests a traceback; its last line says what is wrong.
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  return lines[-1] if lines else type(e).__name__
+
+
+def _fail(message: str):
+  sys.exit(f"plstm.train: error: {message}")
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with bad config overrides reported in one line."""
+  """absl's flag parsing, with bad flags and config files reported in one
+  line (naming the config overrides when the error does not)."""
   try:
     return flags.FLAGS(argv)
-  except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
-    _exit_with(e)
+  except Exception as e:  # Config files and overrides raise any type.
+    message = _message(e)
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    if overrides and "--config." not in message and "config key" not in message:
+      message = f"{' '.join(overrides)}: {message}"
+    _fail(message)
 
 
 def _initialize_distributed():
@@ -333,26 +355,63 @@ def _initialize_distributed():
     jax.distributed.initialize(*given)
 
 
+def _log_to(workdir) -> tuple[Path, pylogging.Logger]:
+  """Sends every log record to `workdir/train.log` and, unless --verbosity
+  asks for more, only plstm's own warnings to the terminal. Returns the
+  log's path and a logger that writes to the file alone."""
+  index = jax.process_index()
+  path = workdir / ("train.log" if index == 0 else f"train.{index}.log")
+  handler = pylogging.FileHandler(path)
+  handler.setFormatter(
+    pylogging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+  )
+  pylogging.getLogger().addHandler(handler)
+  if not flags.FLAGS["verbosity"].present:
+    ours = (str(Path(__file__).parent), os.path.abspath("experiments"))
+    logging.get_absl_handler().addFilter(
+      lambda record: record.pathname.startswith(ours)
+    )
+  file_only = pylogging.getLogger("plstm.train.log")
+  file_only.propagate = False
+  file_only.addHandler(handler)
+  return path, file_only
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    _fail(
+      f"unexpected argument {' '.join(argv[1:])!r}; flags are --name=value "
+      "(config fields: --config.field=value)."
+    )
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-  _initialize_distributed()
   try:
-    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    _initialize_distributed()
+    workdir = checkpoints.prepare_workdir(_WORKDIR.value)
+  except (ValueError, OSError) as e:
+    _fail(_message(e))
+  log, file_only = _log_to(workdir)
+  try:
+    results = train_and_evaluate(_CONFIG.value, workdir)
   except Interrupted as e:
     print(f"plstm.train: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)
-  except (ValueError, OSError, FloatingPointError) as e:
-    logging.debug("Stopped by:", exc_info=True)
-    _exit_with(e)
+  except Exception as e:
+    if _DEBUG.value:
+      raise
+    file_only.error("The run stopped:", exc_info=True)
+    if isinstance(e, ValueError | OSError | FloatingPointError):
+      _fail(_message(e))
+    _fail(
+      f"{type(e).__name__}: {_message(e)} (traceback in {log}; --debug "
+      "prints it)"
+    )
   metric = results["metric"]
   value = metrics.fmt(metric, results["final"][f"val_{metric}"])
   _say(
     f"Final val_{metric} {value} after {results['steps']} steps "
     f"({results['wall_time_s']:.0f} s); results in "
-    f"{_WORKDIR.value}/results.json"
+    f"{workdir}/results.json"
   )
 
 
