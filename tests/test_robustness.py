@@ -4,6 +4,7 @@ and the same metrics run after run."""
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -190,6 +191,26 @@ def test_sigterm_saves_exits_143_and_the_rerun_resumes(straight, tmp_path):
 
   train.train_and_evaluate(_config(), tmp_path)
   _assert_same_state(_state(tmp_path), _state(straight[0]))
+  # The training record of the interrupted window too (steps 5 and 6: the
+  # checkpoint holds step 5's metrics).
+  assert _untimed(tmp_path) == _untimed(straight[0])
+
+
+def test_ctrl_c_during_start_up_stops_before_the_first_step(
+  tmp_path, monkeypatch
+):
+  real = freq_task.make_task
+
+  def make_task(config):
+    os.kill(os.getpid(), signal.SIGINT)  # while the task loads
+    return real(config)
+
+  monkeypatch.setattr(freq_task, "make_task", make_task)
+  with pytest.raises(
+    train.Interrupted, match="SIGINT before the first step; nothing new"
+  ):
+    train.train_and_evaluate(_config(), tmp_path)
+  assert _steps(tmp_path) == []
 
 
 def test_ctrl_c_saves_and_raises_interrupted(tmp_path, monkeypatch):
@@ -237,7 +258,7 @@ def test_non_finite_params_are_never_saved(tmp_path, monkeypatch):
   with pytest.raises(
     FloatingPointError,
     match=r"non-finite params or optimiser state at step 6; the last good "
-    r"checkpoint \(step 3\)",
+    r"checkpoint \(step 3\) is kept.* pass a new --workdir",
   ):
     train.train_and_evaluate(config, tmp_path)
   assert _steps(tmp_path) == [3]
@@ -277,6 +298,27 @@ def test_a_corrupt_latest_checkpoint_falls_back_with_a_warning(
   ):
     train.train_and_evaluate(config, tmp_path)
   assert _steps(tmp_path) == [3, 6]
+
+
+def test_a_bit_flip_in_the_latest_checkpoint_falls_back(tmp_path, caplog):
+  config = freq_config.get_config("smoke")  # checkpoints 3 and 6
+  train.train_and_evaluate(config, tmp_path)
+  good = _state(tmp_path, 6)
+  # A bit flip the storage does not notice: checkpoint 6's state rewritten
+  # with the lowest mantissa bit of one tau flipped, its record unchanged.
+  flipped = jax.tree.map(np.array, good)
+  tau = flipped["params"]["rnn"]["tau"].view(np.uint32)
+  tau.flat[0] ^= 1
+  state_dir = tmp_path / "checkpoints/6/state"
+  shutil.rmtree(state_dir)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(state_dir, flipped)
+
+  results = train.train_and_evaluate(config, tmp_path)
+  assert "is not the one saved (checksum)" in caplog.text
+  assert "resuming from step 3" in caplog.text
+  assert results["steps"] == 6
+  _assert_same_state(_state(tmp_path, 6), good)
 
 
 def test_the_same_config_gives_the_same_metrics(straight, tmp_path):
