@@ -379,6 +379,8 @@ def make_task(config) -> plstm.task.Task:
       f"config.data.batch_size must be in [1, train_size = {d.train_size}], "
       f"got {d.batch_size}."
     )
+  if d.eval_size < 1:
+    raise ValueError(f"config.data.eval_size must be >= 1, got {d.eval_size}.")
   num_eval = -(-d.eval_size // d.batch_size)  # ceil
 
   def train_batch(key, step):

@@ -24,8 +24,12 @@ The workdir receives `metrics.jsonl`, TensorBoard events (`tb/`), orbax
 checkpoints (`checkpoints/`), and at the end `results.json` and a plot of
 the headline metric. Re-running with the same workdir resumes from the
 latest checkpoint and ends with exactly the params of an uninterrupted run,
-however the first run ended (a crash, SIGKILL, SIGTERM, Ctrl-C; see
-`plstm.checkpoints`). A non-finite metric stops the run naming its step.
+however the first run ended (a crash, SIGKILL, SIGTERM, Ctrl-C); a config
+that differs from the checkpoint's, beyond run length and cadence, stops it
+(see `plstm.checkpoints`). A non-finite metric stops the run naming its
+step. The workdir also receives `train.log`, every log record of the run
+and the traceback of an error, which the command line reports in one line
+(unless --debug).
 
 Several hosts (`--distributed`, or `--coordinator_address`,
 `--num_processes` and `--process_id`) run one program over all their
