@@ -247,6 +247,27 @@ def _nan_at(step: int) -> optax.GradientTransformation:
   )
 
 
+def test_a_failed_save_is_one_line_and_keeps_the_last_checkpoint(
+  tmp_path, monkeypatch
+):
+  config = freq_config.get_config("smoke")  # checkpoints 3 and 6
+  real = ocp.CheckpointManager.save
+
+  def save(manager, step, *args, **kwargs):
+    if step == 6:
+      raise OSError(28, "No space left on device")
+    return real(manager, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+  with pytest.raises(
+    OSError,
+    match=r"^could not save checkpoint 6 in .*checkpoints \(OSError: .*No "
+    r"space left on device\); step 3 is kept\.$",
+  ):
+    train.train_and_evaluate(config, tmp_path)
+  assert _steps(tmp_path) == [3]
+
+
 def test_non_finite_params_are_never_saved(tmp_path, monkeypatch):
   """The last update makes the params NaN while every training metric of
   that step (computed before it) is finite: the final save refuses it."""
