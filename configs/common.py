@@ -11,6 +11,9 @@ these top-level fields of a config:
   seed: the first seed; 0 here.
   num_seeds: seeds seed, ..., seed + num_seeds - 1 train together in one
     program; 1 here.
+  pack: a packed sweep (`plstm.packing`), a JSON object of config fields to
+    lists of values whose points (x seeds) train together in one program,
+    e.g. '{"optimizer.learning_rate": [1e-3, 3e-3]}'; '' (none) here.
   steps_per_epoch: updates between two evaluations.
   num_epochs: evaluations; the run makes num_epochs * steps_per_epoch updates.
   target: results.json gives the first step whose validation metric
@@ -60,6 +63,7 @@ def base(
   config.mode = mode
   config.seed = 0
   config.num_seeds = 1
+  config.pack = ""
   config.progress_bar = True
   return config
 

@@ -6,6 +6,8 @@ better, `min` if lower is): the epoch line, the target, early stopping,
 the final plot and results.json speak of it.
 """
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -15,22 +17,47 @@ import numpy as np
 import tensorboardX
 from matplotlib.figure import Figure
 
+from plstm import packing
+
 MODES = ("max", "min")
 
 
-def mean_over_seeds(metrics: list[dict]) -> dict[str, float | list[float]]:
-  """Averages [S]-valued metrics over the list; with S > 1 adds, for each
-  metric m, `m_std` and `m_per_seed` across seeds (`m` is their mean)."""
-  metrics = jax.device_get(metrics)
+def summarize(
+  steps: list[dict], models: packing.Models, metric: str, mode: str
+) -> dict[str, float | int | list[float]]:
+  """The record of `steps` (dicts of [K] per-model metrics): each metric
+  averaged over the list, per model.
+
+  With one point (seeds only), each metric `m` is the mean over seeds, with
+  `m_std` and `m_per_seed` beside it when there are several. With several
+  points, `m` and `m_std` are those of the best point by `metric` (its mean
+  over seeds) and `m_per_model` lists every model's value.
+  """
+  steps = jax.device_get(steps)
+  num_points, num_seeds = len(models.points), len(models.seeds)
+  # In float64: the same mean whether a step's metrics come from the
+  # device (float32) or from a checkpoint's JSON (float64).
+  per_model = {
+    k: np.mean(np.asarray([s[k] for s in steps], np.float64), axis=0)
+    for k in steps[0]
+  }
+  means = {
+    k: v.reshape(num_points, num_seeds).mean(1) for k, v in per_model.items()
+  }
+  best = 0
+  if num_points > 1:
+    pick = np.argmax if mode == "max" else np.argmin
+    best = int(pick(means[metric]))
   out = {}
-  for k in metrics[0]:
-    # In float64: the same mean whether a step's metrics come from the
-    # device (float32) or from a checkpoint's JSON (float64).
-    per_seed = np.mean(np.asarray([m[k] for m in metrics], np.float64), axis=0)
-    out[k] = float(np.mean(per_seed))
-    if per_seed.size > 1:
-      out[f"{k}_std"] = float(np.std(per_seed))
-      out[f"{k}_per_seed"] = per_seed.tolist()
+  for k, v in per_model.items():
+    out[k] = float(means[k][best])
+    seeds = v.reshape(num_points, num_seeds)[best]
+    if num_seeds > 1:
+      out[f"{k}_std"] = float(np.std(seeds))
+    if num_points > 1:
+      out[f"{k}_per_model"] = v.tolist()
+    elif num_seeds > 1:
+      out[f"{k}_per_seed"] = seeds.tolist()
   return out
 
 
@@ -75,13 +102,22 @@ def fmt(name: str, value: float) -> str:
   return f"{value:.4g}"
 
 
-def epoch_line(record: dict, metric: str, num_seeds: int) -> str:
-  """The line printed after an evaluation."""
+def epoch_line(record: dict, metric: str, models: packing.Models) -> str:
+  """The line printed after an evaluation: the headline metric (of the best
+  point, with its name and the range over points, if packed)."""
   name = f"val_{metric}"
+  num_seeds = len(models.seeds)
   spread = ""
   if f"{name}_std" in record:
     std = fmt(metric, record[f"{name}_std"]).rstrip("%")
     spread = f" ± {std} ({num_seeds} seeds)"
+  if f"{name}_per_model" in record:
+    points = np.reshape(record[f"{name}_per_model"], (-1, num_seeds)).mean(1)
+    label = models.names()[int(np.argmin(np.abs(points - record[name])))]
+    spread += (
+      f", best of {len(points)} points: {label}; points "
+      f"{fmt(metric, min(points))} to {fmt(metric, max(points))}"
+    )
   loss = "" if metric == "loss" else f" val_loss {record['val_loss']:.4f}"
   return (
     f"epoch {record['epoch']} step {record['step']}: {name} "
@@ -91,15 +127,19 @@ def epoch_line(record: dict, metric: str, num_seeds: int) -> str:
 
 
 def results(
-  config, history: list[dict], seeds: list[int], stopped: bool, reached
+  config, history: list[dict], models: packing.Models, stopped: bool, reached
 ) -> dict:
-  """The summary of a run, as results.json holds it."""
+  """The summary of a run, as results.json holds it; a packed run's adds
+  `points` (`point_table`)."""
   name = f"val_{config.metric}"
+  extra = {}
+  if len(models.points) > 1:
+    extra["points"] = point_table(config, history, models)
   return {
     "experiment": config.experiment,
     "steps": history[-1]["step"],
     "stopped_early": stopped,
-    "seeds": seeds,
+    "seeds": models.seeds,
     "devices": jax.device_count(),
     "processes": jax.process_count(),
     "final": history[-1],
@@ -110,7 +150,64 @@ def results(
     "target_reached_step": reached,
     "wall_time_s": history[-1]["wall_time_s"],
     "config": config.to_dict(),
+    **extra,
   }
+
+
+def point_table(config, history: list[dict], models: packing.Models) -> list:
+  """One row per point of a packed run: its name and values, then the
+  final and the best (over evaluations) mean over seeds of the headline
+  metric, with the final std and per-seed values."""
+  name = f"val_{config.metric}"
+  num_seeds = len(models.seeds)
+  curves = np.array([r[f"{name}_per_model"] for r in history])
+  curves = curves.reshape(len(history), -1, num_seeds)  # [epochs, P, S]
+  rows = []
+  for i, (label, point) in enumerate(
+    zip(models.names(), models.points, strict=True)
+  ):
+    final = curves[-1, i]
+    rows.append(
+      {
+        "point": label,
+        **point,
+        name: float(final.mean()),
+        f"{name}_std": float(final.std()),
+        f"{name}_per_seed": final.tolist(),
+        f"best_{name}": best(config.mode, curves[:, i].mean(1).tolist()),
+      }
+    )
+  return rows
+
+
+def write_table(rows: list[dict], directory: Path):
+  """`directory`/summary.csv and summary.md: one row per dict, a column per
+  key (in order of appearance); lists are left out."""
+  columns = [
+    k
+    for k in dict.fromkeys(k for row in rows for k in row)
+    if not any(isinstance(row.get(k), list) for row in rows)
+  ]
+  directory.mkdir(parents=True, exist_ok=True)
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+  writer.writeheader()
+  writer.writerows(rows)
+  write_atomically(directory / "summary.csv", buffer.getvalue())
+  lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+  for row in rows:
+    lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+  write_atomically(directory / "summary.md", "\n".join(lines) + "\n")
+
+
+def _cell(value) -> str:
+  if value is None:
+    return ""
+  if isinstance(value, float):
+    return f"{value:.4g}"
+  if isinstance(value, tuple | list):
+    return "(" + ",".join(_cell(v) for v in value) + ")"
+  return str(value)
 
 
 def write_atomically(path: Path, text: str):
@@ -128,8 +225,9 @@ class MetricWriter:
   """Appends metrics to `metrics.jsonl` and to TensorBoard event files (on
   process 0; elsewhere it does nothing)."""
 
-  def __init__(self, workdir: Path, resume_step: int):
+  def __init__(self, workdir: Path, resume_step: int, labels: list[str]):
     self._main = jax.process_index() == 0
+    self._labels = labels
     if not self._main:
       return
     self._path = workdir / "metrics.jsonl"
@@ -151,15 +249,16 @@ class MetricWriter:
     )
 
   def write(self, step: int, metrics: dict[str, float | list[float]]):
-    """Scalars, or per-seed lists (TensorBoard gets one tag per seed)."""
+    """Scalars, or per-model lists (TensorBoard gets one tag per model,
+    `name/label` with the model's label)."""
     if not self._main:
       return
     with self._path.open("a") as f:
       f.write(json.dumps({"step": step, **metrics}) + "\n")
     for name, value in metrics.items():
       if isinstance(value, list):
-        for i, v in enumerate(value):
-          self._tb.add_scalar(f"{name}/{i}", v, step)
+        for label, v in zip(self._labels, value, strict=True):
+          self._tb.add_scalar(f"{name}/{label}", v, step)
       else:
         self._tb.add_scalar(name, value, step)
 
@@ -183,5 +282,44 @@ def plot_history(history: list[dict], metric: str, path: Path, title: str):
   ax.set_ylabel(f"validation {metric}" + (" [%]" if scale == 100 else ""))
   ax.set_title(title)
   ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def plot_sweep(rows: list[dict], fields: tuple[str, ...], metric: str, path):
+  """The final validation `metric` (mean ± std over seeds) of a packed run's
+  points (`point_table` rows) against each swept field, one panel per
+  field, a line per combination of the other fields' values."""
+  name = f"val_{metric}"
+  scale = 100 if in_percent(metric) else 1
+  fig = Figure(figsize=(4.5 * len(fields), 3.6))
+  axes = np.atleast_1d(fig.subplots(1, len(fields)))
+  for ax, field in zip(axes, fields, strict=True):
+    others = [f for f in fields if f != field]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+      groups.setdefault(tuple(str(row[f]) for f in others), []).append(row)
+    values = [row[field] for row in rows]
+    numeric = all(np.ndim(v) == 0 for v in values)
+    for key, group in groups.items():
+      x = [r[field] if numeric else str(r[field]) for r in group]
+      label = ", ".join(
+        f"{f.rsplit('.', 1)[-1]}={v}" for f, v in zip(others, key, strict=True)
+      )
+      ax.errorbar(
+        x,
+        [scale * r[name] for r in group],
+        yerr=[scale * r[f"{name}_std"] for r in group],
+        marker="o",
+        capsize=3,
+        label=label or None,
+      )
+    if numeric and min(values) > 0 and max(values) >= 10 * min(values):
+      ax.set_xscale("log")
+    ax.set_xlabel(field)
+    ax.set_ylabel(f"final {name}" + (" [%]" if scale == 100 else ""))
+    ax.grid(alpha=0.3)
+    if others:
+      ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=120)

@@ -16,9 +16,20 @@ results.json reports as best. `config.early_stop` (optional: `metric`,
 the last `window` evaluations is below `below`.
 
 `config.num_seeds` = S > 1 trains the seeds config.seed, ..., config.seed +
-S - 1 together, as one compiled program vmapped over a leading seed axis of
-the state and the batches. Metrics are then the mean over seeds, with their
-std and per-seed values beside them.
+S - 1 together, as one compiled program vmapped over a leading model axis
+of the state. Metrics are then the mean over seeds, with their std and
+per-seed values beside them. `config.pack` (`plstm.packing`) adds points of
+a hyperparameter sweep to that axis: points x seeds models in one program;
+each record then holds the best point's metrics and every model's
+(`*_per_model`), and the run ends with a table of the points
+(results.json's `points`, `summary.csv`, `summary.md`) and a plot of the
+headline metric against each swept field (`sweep.png`).
+
+Devices form a mesh of a model axis (`--model_devices`, default 1) and a
+data axis (the rest), `plstm.parallel`: the models are split over the
+first, each batch's rows over the second, and gradients are averaged once
+per step. On a CPU the driver makes one host device per core
+(`--cpu_devices`), since XLA keeps two cores busier as two devices.
 
 The workdir receives `metrics.jsonl`, TensorBoard events (`tb/`), orbax
 checkpoints (`checkpoints/`), and at the end `results.json` and a plot of
@@ -49,13 +60,14 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from plstm import checkpoints, metrics, parallel, steps
+from plstm import checkpoints, metrics, packing, parallel, steps
 from plstm import task as task_lib
 from plstm.checkpoints import Interrupted
 
@@ -90,6 +102,20 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
   "process_id", None, "Multi-host: this process's index, from 0."
 )
+_CPU_DEVICES = flags.DEFINE_integer(
+  "cpu_devices",
+  None,
+  "Host CPU devices to split the batch over when running on the CPU "
+  "(default: $JAX_NUM_CPU_DEVICES, else the number of cores this process "
+  "may use).",
+)
+_MODEL_DEVICES = flags.DEFINE_integer(
+  "model_devices",
+  1,
+  "Devices on the mesh's model axis, over which packed models are split "
+  "(it must divide the devices and the number of models); the other "
+  "devices' factor splits each batch.",
+)
 _DEBUG = flags.DEFINE_bool(
   "debug",
   False,
@@ -99,12 +125,17 @@ _DEBUG = flags.DEFINE_bool(
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-  """Adam, after clipping the global gradient norm if `clip_norm` > 0."""
+  """Adam, after clipping the global gradient norm if `clip_norm` > 0.
+  Both may be JAX scalars (packed); a packed clip_norm of 0 clips at +inf,
+  which leaves the gradients unchanged."""
   opt = config.optimizer
   tx = optax.adam(opt.learning_rate)
-  if opt.clip_norm > 0:
-    tx = optax.chain(optax.clip_by_global_norm(opt.clip_norm), tx)
-  return tx
+  clip = opt.clip_norm
+  if isinstance(clip, jax.Array):
+    clip = jnp.where(clip > 0, clip, jnp.inf)
+  elif clip <= 0:
+    return tx
+  return optax.chain(optax.clip_by_global_norm(clip), tx)
 
 
 def _say(message: str):
@@ -138,17 +169,30 @@ def _check(config):
       f"config.mode must be max or min (for config.metric {config.metric!r}),"
       f" got {config.mode!r}."
     )
-  if config.data.batch_size % jax.device_count():
+
+
+def _mesh(config, models: packing.Models, model_devices: int):
+  """The run's mesh, once its shape is known to fit the models and batch."""
+  mesh = parallel.make_mesh(model_devices)
+  if len(models) % model_devices:
+    raise ValueError(
+      f"--model_devices={model_devices} must divide the {len(models)} "
+      "models (packed points x seeds)."
+    )
+  data = mesh.shape[parallel.DATA]
+  if config.data.batch_size % data:
     raise ValueError(
       f"config.data.batch_size ({config.data.batch_size}) must be a "
-      f"multiple of the {jax.device_count()} devices."
+      f"multiple of the {data} devices of the data axis (set "
+      "--cpu_devices or --model_devices)."
     )
+  return mesh
 
 
-def _evaluate(task, eval_step, params, seed_keys, epoch, sharding) -> dict:
-  """The validation metrics of `epoch`, averaged over batches and seeds."""
+def _evaluate(task, eval_step, params, seed_keys, epoch, sharding, summarize):
+  """The validation record of `epoch`: metrics averaged over batches."""
   per_seed = [task.eval_batches(k.eval, epoch) for k in seed_keys]
-  return metrics.mean_over_seeds(
+  return summarize(
     [
       eval_step(params, parallel.global_batch(steps.stack(b), sharding))
       for b in zip(*per_seed, strict=True)
@@ -156,8 +200,11 @@ def _evaluate(task, eval_step, params, seed_keys, epoch, sharding) -> dict:
   )
 
 
-def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
-  """Trains `config` in `workdir` (resuming if it holds a checkpoint).
+def train_and_evaluate(
+  config, workdir: str | os.PathLike, model_devices: int = 1
+) -> dict:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint), its
+  models split over `model_devices` devices and its batches over the rest.
 
   Returns:
     The contents of `results.json`: the last validation metrics, the best
@@ -178,23 +225,34 @@ def train_and_evaluate(config, workdir: str | os.PathLike) -> dict:
     checkpoints.Checkpoints(workdir, config.keep_checkpoints) as ckpts,
     checkpoints.StopSignals(ckpts.manager) as signals,
   ):
-    return _run(config, workdir, ckpts, signals)
+    return _run(config, workdir, ckpts, signals, model_devices)
 
 
-def _run(config, workdir, ckpts, signals) -> dict:
+def _run(config, workdir, ckpts, signals, model_devices) -> dict:
   """`train_and_evaluate` in a locked workdir, with signals caught."""
+  models = packing.models(config)
   task = task_lib.load(config)
-  make_tx = task.optimizer or (lambda _: make_optimizer(config))
+
+  def build(values: dict):
+    """One model's task and optimiser, from its packed values."""
+    model_config = packing.substitute(config, values)
+    model_task = task_lib.load(model_config) if values else task
+    return model_task, (
+      model_task.optimizer or (lambda _: make_optimizer(model_config))
+    )
+
   metric, target = config.metric, config.target
   better = functools.partial(metrics.better, config.mode)
-  num_steps = config.num_epochs * config.steps_per_epoch
-  seeds = list(range(config.seed, config.seed + config.num_seeds))
-  seed_keys = [task_lib.seed_keys(s) for s in seeds]
-  mesh = parallel.data_mesh()
-  data = jax.NamedSharding(mesh, jax.P(None, "data"))
-  init_state, train_step, eval_step = steps.compile_steps(
-    task, make_tx, steps.stack(seed_keys), jax.NamedSharding(mesh, jax.P())
+  summarize = functools.partial(
+    metrics.summarize, models=models, metric=metric, mode=config.mode
   )
+  num_steps = config.num_epochs * config.steps_per_epoch
+  seed_keys = [task_lib.seed_keys(s) for s in models.seeds]
+  mesh = _mesh(config, models, model_devices)
+  data = jax.NamedSharding(mesh, jax.P(None, parallel.DATA))
+  if models.fields:
+    steps.check_packable(build, models, task.train_batch(seed_keys[0].data, 0))
+  init_state, train_step, eval_step = steps.compile_steps(build, models, mesh)
 
   settings = checkpoints.as_json(config)
   state, history, window = init_state(), [], []
@@ -218,7 +276,7 @@ def _run(config, workdir, ckpts, signals) -> dict:
     run = {"config": settings, "history": history, "window": window}
     ckpts.save(step, state, jax.tree.map(_to_json, run))
 
-  writer = metrics.MetricWriter(workdir, start)
+  writer = metrics.MetricWriter(workdir, start, models.labels())
   wall_offset = history[-1]["wall_time_s"] if history else 0.0
   t_start = t_window = time.perf_counter()
   reached = next(
@@ -259,7 +317,7 @@ def _run(config, workdir, ckpts, signals) -> dict:
         if bad is not None:
           first = step - len(window) + 1 + bad[0]
           raise ckpts.non_finite(", ".join(bad[1]), first, step)
-        train = metrics.mean_over_seeds(window)
+        train = summarize(window)
         train["steps_per_s"] = len(window) / (time.perf_counter() - t_window)
         window, t_window = [], time.perf_counter()
         writer.write(step, {f"train_{k}": v for k, v in train.items()})
@@ -268,7 +326,9 @@ def _run(config, workdir, ckpts, signals) -> dict:
       if step % config.steps_per_epoch == 0 or step == num_steps:
         ckpts.check_finite(state, step)
         epoch = math.ceil(step / config.steps_per_epoch)
-        val = _evaluate(task, eval_step, state.params, seed_keys, epoch, data)
+        val = _evaluate(
+          task, eval_step, state.params, seed_keys, epoch, data, summarize
+        )
         record = {
           "step": step,
           "epoch": epoch,
@@ -281,7 +341,7 @@ def _run(config, workdir, ckpts, signals) -> dict:
         if reached is None and better(record[f"val_{metric}"], target):
           reached = step
           note = f"  (target {metrics.fmt(metric, target)} reached)"
-        _say(metrics.epoch_line(record, metric, len(seeds)) + note)
+        _say(metrics.epoch_line(record, metric, models) + note)
         if metrics.stop_early(config, history):
           stopped = checkpoint = True
           rule = config.early_stop
@@ -302,11 +362,16 @@ def _run(config, workdir, ckpts, signals) -> dict:
     bar.close()
     writer.close()
 
-  results = metrics.results(config, history, seeds, stopped, reached)
+  results = metrics.results(config, history, models, stopped, reached)
   if main:
     metrics.write_atomically(
       workdir / "results.json", json.dumps(results, indent=2)
     )
+    if "points" in results:
+      metrics.write_table(results["points"], workdir)
+      metrics.plot_sweep(
+        results["points"], models.fields, metric, workdir / "sweep.png"
+      )
     title = f"{config.experiment} ({config.model.name})"
     path = workdir / f"val_{metric}.png"
     metrics.plot_history(history, metric, path, title)
@@ -352,6 +417,19 @@ def _parse_flags(argv: list[str]) -> list[str]:
     _fail(message)
 
 
+def _use_cpu_devices(count: int | None):
+  """Makes the CPU backend `count` host devices (default
+  $JAX_NUM_CPU_DEVICES, else one per core this process may use); before
+  any backend starts."""
+  if count is None:
+    count = int(os.environ.get("JAX_NUM_CPU_DEVICES", 0)) or len(
+      os.sched_getaffinity(0)
+    )
+  if count < 1:
+    raise ValueError(f"--cpu_devices must be >= 1, got {count}.")
+  jax.config.update("jax_num_cpu_devices", count)
+
+
 def _initialize_distributed():
   """jax.distributed.initialize, if the flags ask for several processes."""
   given = (_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -390,13 +468,14 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
   try:
+    _use_cpu_devices(_CPU_DEVICES.value)
     _initialize_distributed()
     workdir = checkpoints.prepare_workdir(_WORKDIR.value)
   except (ValueError, OSError) as e:
     _fail(_message(e))
   log, file_only = _log_to(workdir)
   try:
-    results = train_and_evaluate(_CONFIG.value, workdir)
+    results = train_and_evaluate(_CONFIG.value, workdir, _MODEL_DEVICES.value)
   except Interrupted as e:
     print(f"plstm.train: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)

@@ -242,7 +242,7 @@ def test_device_sharded_batches_give_the_same_loss():
   task = _task(_smoke())
   params = task.init(KEY, KEY)
   batch = task.train_batch(KEY, 0)
-  mesh = parallel.data_mesh()
+  mesh = parallel.make_mesh()
   sharded = jax.device_put(batch, jax.NamedSharding(mesh, jax.P("data")))
   loss = jax.jit(lambda p, b: task.loss(p, b, jax.random.key(1), training=True))
   np.testing.assert_allclose(
