@@ -319,10 +319,12 @@ def loss_fn(
   )
   count = jnp.maximum(jnp.sum(mask), 1).astype(jnp.float32)
   hits = (jnp.argmax(logits, axis=-1) == targets) & mask
-  return total, {
-    "loss": total / count,
-    "accuracy": jnp.sum(hits).astype(jnp.float32) / count,
-    "unigram_loss": jnp.sum(batch["unigram_nll"]) / count,
+  # Whole-batch sums and per-token means when rows are split over devices.
+  per_token = plstm.parallel.global_mean
+  return plstm.parallel.global_sum(total), {
+    "loss": per_token(total, count),
+    "accuracy": per_token(jnp.sum(hits).astype(jnp.float32), count),
+    "unigram_loss": per_token(jnp.sum(batch["unigram_nll"]), count),
   }
 
 

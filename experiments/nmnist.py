@@ -328,8 +328,9 @@ def update_metrics(cell, frame_ms: float, params: dict, batch: dict) -> dict:
     rnn = params["rnn"]
     k = plstm.time_gate(batch["t"], rnn["tau"], rnn["shift"], rnn["r_on"])
     updates = jnp.sum((k > 0).astype(jnp.float32), axis=-1) * mask
-    fraction = jnp.sum(weight[:, None] * updates) / (
-      cell.hidden_size * jnp.maximum(jnp.sum(weight * events_per_sample), 1)
+    fraction = plstm.parallel.global_mean(
+      jnp.sum(weight[:, None] * updates),
+      cell.hidden_size * jnp.maximum(jnp.sum(weight * events_per_sample), 1),
     )
     per_sample = jnp.sum(updates, axis=1)
   else:

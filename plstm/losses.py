@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from plstm import parallel
+
 Array = jax.Array
 
 
@@ -80,9 +82,10 @@ def sequence_cross_entropy(logits: Array, labels: Array, mask: Array) -> Array:
     mask: m [B, T], bool or {0, 1}; 1 for real tokens, 0 for padding.
 
   Returns:
-    The scalar L; 0 for a batch with no real tokens.
+    The scalar L; 0 for a batch with no real tokens. Inside a data-parallel
+    step (`plstm.parallel`) the sums are the whole batch's.
   """
   mask = jnp.asarray(mask).astype(bool)
   total = _token_nll(logits, labels, mask).sum()
   count = jnp.maximum(mask.sum(), 1).astype(total.dtype)
-  return total / count
+  return parallel.global_mean(total, count)

@@ -8,10 +8,12 @@ inside the backward loop instead). On a CPU, host devices
 (`jax_num_cpu_devices`) split the cores the same way.
 
 The mean over devices of each device's mean loss is the mean over the whole
-batch when the loss is a mean of per-example terms. A loss that divides by a
-count of its rows' tokens (`global_mean`) or uses statistics of the batch
-(`data_sum`) calls these helpers, which make it exact; randomness drawn
-inside the loss is drawn per device.
+batch when the loss is a mean of per-example terms. A loss that sums over
+its rows (`global_sum`), divides by a count that differs between devices
+(`global_mean`, e.g. real tokens) or uses statistics of the whole batch
+(`data_sum`, e.g. batch norm, a population firing rate) calls these
+helpers, which make it exact; outside a data-parallel step they are plain
+sums and quotients. Randomness drawn inside the loss is drawn per device.
 
 A user's own step, data parallel (leaves of `batch` split on axis 0):
 
@@ -70,6 +72,15 @@ def data_sum(x):
   if not _data_sharded():
     return x
   return jax.lax.psum(x, DATA)
+
+
+def global_sum(total):
+  """`total` (summed over this device's rows) times the number of data
+  devices inside this module's shard_maps, so that the mean over devices
+  is the whole batch's sum; else `total`."""
+  if not _data_sharded():
+    return total
+  return total * jax.lax.axis_size(DATA)
 
 
 def global_mean(total, count):

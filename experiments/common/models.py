@@ -61,11 +61,13 @@ def inputs(cell, x: jax.Array, t: jax.Array):
 def batch_norm(
   params: dict, x: jax.Array, mask: jax.Array, eps: float = 1e-4
 ) -> jax.Array:
-  """Normalises each feature of x [B, T, I] over the real steps of B and T."""
+  """Normalises each feature of x [B, T, I] over the real steps of B and T
+  (of the whole batch, when its rows are split over devices)."""
   w = mask[..., None].astype(x.dtype)
-  count = jnp.sum(w, axis=(0, 1))
-  mean = jnp.sum(w * x, axis=(0, 1)) / count
-  var = jnp.sum(w * (x - mean) ** 2, axis=(0, 1)) / count
+  count = plstm.parallel.data_sum(jnp.sum(w, axis=(0, 1)))
+  mean = plstm.parallel.data_sum(jnp.sum(w * x, axis=(0, 1))) / count
+  var = plstm.parallel.data_sum(jnp.sum(w * (x - mean) ** 2, axis=(0, 1)))
+  var = var / count
   return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params[
     "bias"
   ]
