@@ -182,17 +182,18 @@ def point_table(config, history: list[dict], models: packing.Models) -> list:
 
 def write_table(rows: list[dict], directory: Path):
   """`directory`/summary.csv and summary.md: one row per dict, a column per
-  key (in order of appearance); lists are left out."""
+  key (in order of appearance) but per-seed lists."""
   columns = [
     k
     for k in dict.fromkeys(k for row in rows for k in row)
-    if not any(isinstance(row.get(k), list) for row in rows)
+    if not k.endswith("_per_seed")
   ]
   directory.mkdir(parents=True, exist_ok=True)
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
   writer.writeheader()
-  writer.writerows(rows)
+  for row in rows:
+    writer.writerow({k: _cell(v, "") for k, v in row.items()})
   write_atomically(directory / "summary.csv", buffer.getvalue())
   lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
   for row in rows:
@@ -200,13 +201,14 @@ def write_table(rows: list[dict], directory: Path):
   write_atomically(directory / "summary.md", "\n".join(lines) + "\n")
 
 
-def _cell(value) -> str:
+def _cell(value, spec: str = ".4g") -> str:
+  """A table cell: floats as `spec`, pairs as (a,b), None blank."""
   if value is None:
     return ""
   if isinstance(value, float):
-    return f"{value:.4g}"
+    return format(value, spec)
   if isinstance(value, tuple | list):
-    return "(" + ",".join(_cell(v) for v in value) + ")"
+    return "(" + ",".join(_cell(v, spec) for v in value) + ")"
   return str(value)
 
 

@@ -28,7 +28,6 @@ root, as `python -m plstm.train`.
 """
 
 import copy
-import csv
 import importlib.util
 import json
 import re
@@ -39,6 +38,8 @@ from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from plstm import metrics
 
 # Config files import configs.common from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -133,26 +134,8 @@ def summarize(root: Path, names: list[str], points: list[dict]) -> list[dict]:
         if k.startswith("val_") and not isinstance(v, list)
       }
     rows.append(row)
-  columns = list(dict.fromkeys(k for row in rows for k in row))
-  root.mkdir(parents=True, exist_ok=True)
-  with (root / "summary.csv").open("w", newline="") as f:
-    writer = csv.DictWriter(f, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-  lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-  for row in rows:
-    cells = [_cell(row.get(c)) for c in columns]
-    lines.append("| " + " | ".join(cells) + " |")
-  (root / "summary.md").write_text("\n".join(lines) + "\n")
+  metrics.write_table(rows, root)
   return rows
-
-
-def _cell(value) -> str:
-  if value is None:
-    return ""
-  if isinstance(value, float):
-    return f"{value:.4g}"
-  return _text(value)
 
 
 def _run(argv: list[str]) -> int:
