@@ -119,8 +119,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_hosts_hold_the_params_of_one_process(tmp_path):
-  """3 steps: across processes, gloo all-reduces the weights' gradient at
-  every time step of the backward scan (XLA's choice), which is slow."""
+  """3 steps (gloo's all-reduces across processes are slow)."""
   address = f"127.0.0.1:{_free_port()}"
   hosts = [
     _start(
