@@ -1,10 +1,12 @@
 r"""Training throughput of plstm beside the libraries researchers would use.
 
-  python scripts/bench.py                  # every table (2-core CPU: ~15 min)
-  python scripts/bench.py --only=lstm      # lstm, plstm, snn, sparse, long
+  python scripts/bench.py                  # every table (2-core CPU: ~20 min)
+  python scripts/bench.py --only=lstm      # lstm, plstm, snn, sparse, long,
+                                           # sweep
   python scripts/bench.py --quick          # tiny shapes, 1 repeat (CI)
   python scripts/bench.py --torch_threads=1   # on a machine shared with
                                               # other jobs (see the flag)
+  python scripts/bench.py --cpu_devices=1  # JAX on one CPU device
 
 `pip install -e .[bench]` brings the peers torch and snnTorch; without them
 their rows say "not installed".
@@ -19,26 +21,60 @@ block's rows are interleaved (every row's first, then every row's second,
 divides the seconds per step of each row by those of its block's first row,
 so `vs` > 1 means the first row is that much faster.
 
+Devices: on a CPU, JAX splits the cores into `--cpu_devices` host devices
+(default: one per core this process may use), as `plstm.train` does. A row
+named "N devices" is plstm data parallel over every device
+(`plstm.parallel.value_and_grad` on `make_mesh()`, the batch split by rows
+with `NamedSharding(mesh, P("data"))`: each device differentiates its rows
+and the gradients are averaged once per step); it is the first row of its
+block, so `vs` reads as how many times faster plstm is on all cores. Rows
+named "1 device", and the JAX peers (Flax, cuDNN), run on `jax.devices()[0]`
+alone, as jit runs a program by default; torch uses its own threads (one
+per core unless `--torch_threads`). A batch that does not divide over the
+devices is split over the most devices that divide it (the note says so).
+
 Groups (B batch, T time, I inputs, H hidden units):
-  lstm: plstm.LSTM through plstm.scan, in its default loop and in the other
-    one (`hoist`), flax.linen.RNN(OptimizedLSTMCell), torch.nn.LSTM, on a GPU
-    jax.experimental.rnn (cuDNN); loss: MSE of a linear readout of the last h.
+  lstm: plstm.LSTM through plstm.scan on every device and on one, in its
+    default loop and in the other one (`hoist`), flax.linen.RNN(
+    OptimizedLSTMCell), torch.nn.LSTM, on a GPU jax.experimental.rnn
+    (cuDNN); loss: MSE of a linear readout of the last h. Below the table,
+    the bars at each shape, from the same run: plstm.LSTM on every device
+    at least 1.3x as fast as Flax and as torch.nn.LSTM.
   plstm: plstm.PhasedLSTM (training, leak on, peepholes as in the paper)
-    against plstm.LSTM at the same shape without and with peepholes (the
-    latter alone differs by the time gate) and a plain PyTorch Phased LSTM.
+    on every device and on one, against plstm.LSTM on one device at the
+    same shape without and with peepholes (the latter differs from the
+    Phased LSTM by the time gate alone) and a plain PyTorch Phased LSTM.
   snn: the sMNIST LSNN (`experiments/smnist_lsnn.py`, 120 LIF + 100 ALIF,
-    n_delay 10, n_refractory 5, B 256, T 840, 80 inputs), with and without
-    DEEP R, without delays and refractoriness, and snnTorch's RLeaky.
-  sparse: evaluation (forward only) of a Phased LSTM at r_on = 0.05, dense
-    (plstm.scan) against `plstm.sparse.scan`, which updates only open units.
-  long: LSTM training at long T, without and with rematerialisation
-    (plstm.scan's `remat_chunk`): seconds per step and XLA's peak memory
-    (its buffer assignment, arguments and outputs included).
+    n_delay 10, n_refractory 5, B 256, T 840, 80 inputs) with DEEP R on
+    every device and on one, and on one device without DEEP R, without
+    delays and refractoriness; snnTorch's RLeaky.
+  sparse: evaluation (forward only, one device) of a Phased LSTM at
+    r_on = 0.05, dense (plstm.scan) against `plstm.sparse.scan`, which
+    updates only open units.
+  long: LSTM training (one device) at long T, without and with
+    rematerialisation (plstm.scan's `remat_chunk`): seconds per step and
+    XLA's peak memory (its buffer assignment, arguments and outputs
+    included).
+  sweep: packed sweeps, the driver's own pieces (`plstm.packing`,
+    `plstm.steps.compile_steps` on `plstm.parallel.make_mesh()`, the
+    driver's build and batches): K = 1, 4, 16, 64 models whose learning
+    rates differ, trained as one program, on `configs/freq_task.py`
+    (small: Phased LSTM, async, B 32, T 125, H 110) and
+    `configs/store_recall.py` (small: 10 LIF + 10 ALIF, B 128, 12 slots of
+    200 ms). K = 1 is one unpacked model, a sequential run: K sequential
+    runs go at its steps/s. Each row gives ms per (packed) step, model-steps
+    per second (K / seconds per step) and `x seq`, that over the sequential
+    run's; below, the bar: K = 16 packed at least 2x sequential on a CPU,
+    10x on an accelerator. Only the train step is timed, on one batch made
+    beforehand (`task.train_batch`, put with `parallel.global_batch`). A
+    program whose XLA peak memory exceeds 80% of the memory available is
+    compiled but not run (its note says so).
 """
 
 import argparse
 import datetime
 import functools
+import json
 import math
 import os
 import platform
@@ -63,11 +99,25 @@ sys.path.insert(0, str(ROOT))
 import plstm  # noqa: E402
 from experiments import smnist_lsnn  # noqa: E402
 from experiments.common import lsnn_data  # noqa: E402
-from plstm import sparse  # noqa: E402
+from plstm import packing, parallel, sparse, steps, train  # noqa: E402
 
-GROUPS = ("lstm", "plstm", "snn", "sparse", "long")
+GROUPS = ("lstm", "plstm", "snn", "sparse", "long", "sweep")
 LSTM_SHAPES = ((64, 784, 1, 128), (256, 100, 1, 32), (32, 1000, 2, 110))
 LR = 1e-3
+FLAX_LSTM = "flax RNN(OptimizedLSTMCell)"
+TORCH_LSTM = "torch.nn.LSTM"
+# plstm.LSTM on every device against each LSTM peer: at least this many
+# times its sequences per second.
+LSTM_BAR = 1.3
+SWEEP_TASKS = ("freq_task", "store_recall")
+SWEEP_MODELS = (1, 4, 16, 64)
+# K = 16 packed models against 16 sequential runs: at least this many times
+# the model-steps per second, on a CPU and on an accelerator.
+SWEEP_K = 16
+SWEEP_BAR = {"cpu": 2.0, "accelerator": 10.0}
+# A program whose peak exceeds this share of the available memory is
+# compiled but not run.
+MEMORY_SHARE = 0.8
 
 
 class Timing(NamedTuple):
@@ -80,11 +130,12 @@ class Timing(NamedTuple):
 
 
 class Runner(NamedTuple):
-  """What a benchmark times: `step()` runs one training step to the end;
-  `peak_bytes`, XLA's peak memory for it (JAX only)."""
+  """What a benchmark times: `step()` runs one training step to the end
+  (None: compiled, not to be run); `peak_bytes`, XLA's peak memory for it
+  (JAX only)."""
 
   compile_s: float | None
-  step: Callable[[], None]
+  step: Callable[[], None] | None
   peak_bytes: int | None = None
 
 
@@ -143,17 +194,53 @@ def _skip(name: str, note: str) -> Timing:
   return Timing(name, None, None, note)
 
 
-def jax_runner(loss: Callable, params, batch, tx) -> Runner:
-  """A compiled training step of `loss(params, batch)` with optimiser `tx`."""
+def _devices(n: int) -> str:
+  return "1 device" if n == 1 else f"{n} devices"
+
+
+def data_mesh(batch_size: int) -> tuple[jax.sharding.Mesh, str]:
+  """A mesh of every device on the data axis, or of the most devices
+  (the first ones) that divide `batch_size`, and a note saying so."""
+  devices = jax.devices()
+  n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
+  note = ""
+  if n < len(devices):
+    note = (
+      f"B {batch_size} does not divide over {len(devices)} devices: "
+      f"split over {_devices(n)}"
+    )
+  return parallel.make_mesh(devices=devices[:n]), note
+
+
+def jax_runner(loss: Callable, params, batch, tx, mesh=None) -> Runner:
+  """A compiled training step of `loss(params, batch)` with optimiser `tx`,
+  on `jax.devices()[0]`, or data parallel over `mesh`: each device
+  differentiates its rows of `batch` (split on axis 0) and the gradients
+  are averaged once (`plstm.parallel.value_and_grad`)."""
+  if mesh is None:
+    grad = jax.grad(loss)
+    place = functools.partial(jax.device_put, device=jax.devices()[0])
+    batch = place(batch)
+  else:
+    value_and_grad = parallel.value_and_grad(loss, mesh)
+
+    def grad(params, batch):
+      return value_and_grad(params, batch)[1]
+
+    place = functools.partial(
+      jax.device_put, device=jax.NamedSharding(mesh, jax.P())
+    )
+    batch = jax.device_put(batch, jax.NamedSharding(mesh, jax.P(parallel.DATA)))
+  params = place(params)
 
   def train_step(params, opt_state, batch):
-    grads = jax.grad(loss)(params, batch)
+    grads = grad(params, batch)
     # optax's Adam mixes its int32 count with floats (see plstm.train).
     with jax.numpy_dtype_promotion("standard"):
       updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
-  state = [params, tx.init(params)]
+  state = [params, place(tx.init(params))]
   start = time.perf_counter()
   compiled = (
     jax.jit(train_step, donate_argnums=(0, 1)).lower(*state, batch).compile()
@@ -168,7 +255,8 @@ def jax_runner(loss: Callable, params, batch, tx) -> Runner:
 
 
 def jax_eval_runner(fn: Callable, *args) -> Runner:
-  """A compiled forward pass `fn(*args)`."""
+  """A compiled forward pass `fn(*args)` on `jax.devices()[0]`."""
+  args = jax.device_put(args, jax.devices()[0])
   start = time.perf_counter()
   compiled = jax.jit(fn).lower(*args).compile()
   compile_s = time.perf_counter() - start
@@ -212,8 +300,11 @@ def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(h[:, -1] @ params["w_out"] - y))
 
 
-def plstm_lstm(shape, peepholes: bool = False, **scan_options) -> Runner:
-  """plstm.LSTM through plstm.scan(..., **scan_options)."""
+def plstm_lstm(
+  shape, peepholes: bool = False, mesh=None, **scan_options
+) -> Runner:
+  """plstm.LSTM through plstm.scan(..., **scan_options), on one device or
+  data parallel over `mesh`."""
   b, t, i, h = shape
   cell = plstm.LSTM(h, peepholes=peepholes)
   params = _with_readout(cell, i)
@@ -224,7 +315,7 @@ def plstm_lstm(shape, peepholes: bool = False, **scan_options) -> Runner:
     _, hs = plstm.scan(cell, params["cell"], x, **scan_options)
     return _mse_of_last(hs, params, y)
 
-  return jax_runner(loss, params, (x, y), optax.adam(LR))
+  return jax_runner(loss, params, (x, y), optax.adam(LR), mesh)
 
 
 def flax_lstm(shape) -> Runner:
@@ -286,6 +377,15 @@ def torch_lstm(torch, shape) -> Runner:
   return torch_runner(torch, model, loss)
 
 
+def parallel_job(name: str, batch_size: int, make: Callable) -> Job:
+  """The row of `make(mesh=...)` data parallel over every device (or the
+  most that divide `batch_size`): "`name`, N devices"."""
+  mesh, note = data_mesh(batch_size)
+  n = mesh.shape[parallel.DATA]
+  label = f"{name}, {_devices(n)}" + (", data parallel" if n == 1 else "")
+  return Job(label, functools.partial(make, mesh=mesh), note)
+
+
 def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
   torch = _torch()
   tables = []
@@ -293,14 +393,17 @@ def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
     # The loop plstm.scan does not choose here (see its `hoist`).
     other = jax.default_backend() == "cpu"
     rows = [
-      Job("plstm.LSTM (plstm.scan)", functools.partial(plstm_lstm, shape)),
+      parallel_job(
+        "plstm.LSTM", shape[0], functools.partial(plstm_lstm, shape)
+      ),
+      Job("plstm.LSTM, 1 device", functools.partial(plstm_lstm, shape)),
       Job(
-        f"plstm.LSTM (plstm.scan, hoist={other})",
+        f"plstm.LSTM, 1 device, hoist={other}",
         functools.partial(plstm_lstm, shape, hoist=other),
       ),
-      Job("flax RNN(OptimizedLSTMCell)", functools.partial(flax_lstm, shape)),
+      Job(FLAX_LSTM, functools.partial(flax_lstm, shape)),
     ]
-    name = "torch.nn.LSTM"
+    name = TORCH_LSTM
     if torch is None:
       rows.append(_skip(name, "not installed"))
     else:
@@ -322,8 +425,9 @@ def _timestamps(b: int, t: int) -> np.ndarray:
   return np.broadcast_to(np.arange(1, t + 1, dtype=np.float32), (b, t)).copy()
 
 
-def plstm_phased(shape) -> Runner:
-  """plstm.PhasedLSTM through plstm.scan, training (the leak on)."""
+def plstm_phased(shape, mesh=None) -> Runner:
+  """plstm.PhasedLSTM through plstm.scan, training (the leak on), on one
+  device or data parallel over `mesh`."""
   b, t, i, h = shape
   cell = plstm.PhasedLSTM(h)
   params = _with_readout(cell, i)
@@ -334,7 +438,8 @@ def plstm_phased(shape) -> Runner:
     _, hs = plstm.scan(cell, params["cell"], (x, times), training=True)
     return _mse_of_last(hs, params, y)
 
-  return jax_runner(loss, params, (x, _timestamps(b, t), y), optax.adam(LR))
+  batch = (x, _timestamps(b, t), y)
+  return jax_runner(loss, params, batch, optax.adam(LR), mesh)
 
 
 def torch_phased_lstm_module(torch):
@@ -425,12 +530,13 @@ def bench_phased(args) -> list[tuple[str, list[Timing]]]:
   tables = []
   for shape in _shapes(args, LSTM_SHAPES):
     rows = [
-      Job(
-        "plstm.PhasedLSTM (plstm.scan)", functools.partial(plstm_phased, shape)
+      parallel_job(
+        "plstm.PhasedLSTM", shape[0], functools.partial(plstm_phased, shape)
       ),
-      Job("plstm.LSTM (plstm.scan)", functools.partial(plstm_lstm, shape)),
+      Job("plstm.PhasedLSTM, 1 device", functools.partial(plstm_phased, shape)),
+      Job("plstm.LSTM, 1 device", functools.partial(plstm_lstm, shape)),
       Job(
-        "plstm.LSTM, peepholes (plstm.scan)",
+        "plstm.LSTM, peepholes, 1 device",
         functools.partial(plstm_lstm, shape, peepholes=True),
       ),
     ]
@@ -471,20 +577,24 @@ def _lsnn_batch(config, pixels: int):
   }
 
 
-def plstm_lsnn(config, pixels: int) -> Runner:
+def plstm_lsnn(config, pixels: int, mesh=None) -> Runner:
   """One step of the sMNIST LSNN experiment's training (plstm.train's: the
-  floating leaves trained, the integer delays carried)."""
+  floating leaves trained, the integer delays carried), on one device or
+  data parallel over `mesh`."""
   task = smnist_lsnn.make_task(config)
   keys = plstm.task.seed_keys(0)
   params = task.init(keys.init, keys.structure)
 
   def loss(trained, batch):
     full = plstm.task.merge(trained, params)
-    return task.loss(full, batch, keys.noise, training=True)[0]
+    key = keys.noise
+    if mesh is not None:  # each device its own draws, as plstm.steps
+      key = jax.random.fold_in(key, jax.lax.axis_index(parallel.DATA))
+    return task.loss(full, batch, key, training=True)[0]
 
   tx = task.optimizer(keys.structure)
   trained = plstm.task.trainable(params)
-  return jax_runner(loss, trained, _lsnn_batch(config, pixels), tx)
+  return jax_runner(loss, trained, _lsnn_batch(config, pixels), tx, mesh)
 
 
 def snntorch_lsnn(torch, config, pixels: int) -> Runner:
@@ -532,8 +642,9 @@ def snntorch_lsnn(torch, config, pixels: int) -> Runner:
 
 
 def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
-  """The sMNIST LSNN and snnTorch; `--quick` runs one plstm row, without
-  DEEP R (whose compilation alone takes seconds)."""
+  """The sMNIST LSNN and snnTorch, the first variant also on every device;
+  `--quick` runs one variant, without DEEP R (whose compilation alone takes
+  seconds)."""
   pixels = 16 if args.quick else 784
   full = lsnn_config(args.quick)
   variants = {
@@ -550,7 +661,10 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
   rows = []
   for name, changes in variants.items():
     config = lsnn_config(args.quick, **changes)
-    rows.append(Job(name, functools.partial(plstm_lsnn, config, pixels)))
+    make = functools.partial(plstm_lsnn, config, pixels)
+    if not rows:
+      rows.append(parallel_job(name, config.data.batch_size, make))
+    rows.append(Job(f"{name}, 1 device", make))
   name = "snnTorch RLeaky, Adam"
   torch = _torch()
   try:
@@ -603,6 +717,10 @@ def bench_sparse(args) -> list[tuple[str, list[Timing]]]:
 # Long sequences -------------------------------------------------------------
 
 
+def _size(n: int) -> str:
+  return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 def _peak_bytes(compiled) -> int | None:
   stats = compiled.memory_analysis()
   if stats is None:
@@ -628,13 +746,185 @@ def bench_long(args) -> list[tuple[str, list[Timing]]]:
       name = "plstm.scan" if chunk is None else f"remat_chunk={chunk}"
       runner = plstm_lstm((b, t, i, h), remat_chunk=chunk)
       peak = runner.peak_bytes
-      note = "" if peak is None else f"peak {peak / 2**20:.0f} MiB"
+      note = "" if peak is None else f"peak {_size(peak)}"
       if t == steps[0] or chunk is not None:
         rows.append(Job(name, lambda r=runner: r, note))
       else:
         rows.append(Timing(name, runner.compile_s, None, note + ", not run"))
     tables.append((_shape_label((b, t, i, h)), _time_block(rows, args)))
   return tables
+
+
+# Packed sweeps --------------------------------------------------------------
+
+
+class SweepRow(NamedTuple):
+  """A row of the sweep group: `models` (K) trained as one program."""
+
+  models: int
+  timing: Timing
+
+
+def sweep_config(name: str, quick: bool, models: int):
+  """`configs/<name>.py` (small; smoke with `quick`), one seed, its
+  learning rate packed as `models` values around its own (none for 1)."""
+  config = runpy.run_path(str(ROOT / "configs" / f"{name}.py"))["get_config"](
+    "smoke" if quick else "small"
+  )
+  config.num_seeds = 1
+  if models > 1:
+    lr = config.optimizer.learning_rate
+    rates = [float(f"{v:.4g}") for v in np.geomspace(lr / 3, lr * 3, models)]
+    config.pack = json.dumps({"optimizer.learning_rate": rates})
+  return config
+
+
+def driver_build(config) -> tuple[plstm.task.Task, steps.Build]:
+  """The task of `config` and `plstm.train`'s build: one model's task and
+  optimiser from its packed values."""
+  task = plstm.task.load(config)
+
+  def build(values: dict):
+    model_config = packing.substitute(config, values)
+    model_task = plstm.task.load(model_config) if values else task
+    return model_task, (
+      model_task.optimizer or (lambda _: train.make_optimizer(model_config))
+    )
+
+  return task, build
+
+
+def _available_bytes() -> int | None:
+  """The memory a program may take: the first device's limit on an
+  accelerator, the host's available memory on a CPU (None if unknown)."""
+  if jax.default_backend() != "cpu":
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("bytes_limit")
+  try:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+      if line.startswith("MemAvailable:"):
+        return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def sweep_runner(config) -> tuple[Runner, str, str]:
+  """The driver's compiled train step of `config`'s models on
+  `make_mesh()` (its data axis the devices that divide the batch), a note
+  and the label of its shape; the runner's step is None when its XLA peak
+  memory does not fit."""
+  models = packing.models(config)
+  task, build = driver_build(config)
+  mesh, note = data_mesh(config.data.batch_size)
+  data = jax.NamedSharding(mesh, jax.P(None, parallel.DATA))
+  init_state, train_step, _ = steps.compile_steps(build, models, mesh)
+  seed_keys = [plstm.task.seed_keys(s) for s in models.seeds]
+  batch = parallel.global_batch(
+    steps.stack([task.train_batch(k.data, 0) for k in seed_keys]), data
+  )
+  label = _sweep_label(config, batch, mesh.size)
+  state = [init_state()]
+  start = time.perf_counter()
+  compiled = train_step.lower(state[0], batch).compile()
+  compile_s = time.perf_counter() - start
+  peak = _peak_bytes(compiled)
+  notes = [note] if note else []
+  if peak is not None:
+    if jax.default_backend() == "cpu":  # host devices share its memory
+      peak *= mesh.size
+    notes.append(f"peak {_size(peak)}")
+    available = _available_bytes()
+    if available is not None and peak > MEMORY_SHARE * available:
+      notes.append(f"> {MEMORY_SHARE:.0%} of {_size(available)} available")
+      return Runner(compile_s, None, peak), ", ".join(notes), label
+
+  def step():
+    state[0], metrics = compiled(state[0], batch)
+    jax.block_until_ready((state[0], metrics))
+
+  return Runner(compile_s, step, peak), ", ".join(notes), label
+
+
+def _sweep_label(config, batch, devices: int) -> str:
+  """'<experiment>: B, T, I, H (or R: LSNN neurons), N devices'."""
+  d, m = config.data, config.model
+  if "x" in batch:  # sampled inputs [S, B, T, I]
+    b, t, i = batch["x"].shape[1:]
+    shape = f"B {b}, T {t}, I {i}, H {m.hidden}, {d.condition}"
+  else:  # store-recall's slots, spikes drawn in the loss
+    shape = (
+      f"B {d.batch_size}, T {d.seq_len * d.slot_ms}, I {m.n_in}, "
+      f"R {m.n_regular + m.n_adaptive}"
+    )
+  name = config.experiment.rsplit(".", 1)[-1]
+  return f"{name}: {shape}, {_devices(devices)}"
+
+
+def bench_sweep(args) -> list[tuple[str, list[SweepRow]]]:
+  """Per task, K packed models against one unpacked model (K = 1); every
+  program is compiled before the block's timings, and one that does not
+  fit in memory is not run."""
+  counts = (1, 4) if args.quick else SWEEP_MODELS
+  tables = []
+  for task in SWEEP_TASKS:
+    rows = []
+    for k in counts:
+      runner, note, label = sweep_runner(sweep_config(task, args.quick, k))
+      name = (
+        "K = 1, no pack (a sequential run)" if k == 1 else f"K = {k} packed"
+      )
+      if runner.step is None:
+        rows.append(Timing(name, runner.compile_s, None, note + ", not run"))
+      else:
+        rows.append(Job(name, lambda r=runner: r, note))
+    timings = _time_block(rows, args)
+    tables.append(
+      (label, [SweepRow(k, t) for k, t in zip(counts, timings, strict=True)])
+    )
+  return tables
+
+
+def sweep_report(group: str, tables: list[tuple[str, list[SweepRow]]]) -> str:
+  """A Markdown table of the sweep rows (`x seq`: model-steps/s over the
+  block's K = 1 row's) and the bar at K = SWEEP_K."""
+  lines = [
+    f"| {group} | models | compile s | ms/step | model-steps/s | x seq "
+    "| note |",
+    "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+  ]
+  kind = "cpu" if jax.default_backend() == "cpu" else "accelerator"
+  bar = SWEEP_BAR[kind]
+  verdicts = []
+  for label, rows in tables:
+    ref = next((r.timing.step_s for r in rows if r.models == 1), None)
+    ratio_at = {}
+    for row in rows:
+      t = row.timing
+      ms = None if t.step_s is None else 1e3 * t.step_s
+      rate = None if t.step_s is None else row.models / t.step_s
+      ratio = None if rate is None or ref is None else rate * ref
+      ratio_at[row.models] = ratio
+      lines.append(
+        f"| {label} | {t.name} | {_fmt(t.compile_s, '.1f')} | "
+        f"{_fmt(ms, '.1f')} | {_fmt(rate, '.1f')} | {_fmt(ratio, '.2f')} | "
+        f"{t.note} |"
+      )
+    task = label.split(":", 1)[0]
+    if SWEEP_K not in ratio_at:
+      verdicts.append(f"{task}: K = {SWEEP_K} not run (--quick)")
+    elif ratio_at[SWEEP_K] is None:
+      verdicts.append(f"{task}: K = {SWEEP_K} not timed")
+    else:
+      r = ratio_at[SWEEP_K]
+      met = "met" if r >= bar else "not met"
+      verdicts.append(f"{task}: {r:.2f}x ({met})")
+  lines.append("")
+  lines.append(
+    f"Bar: K = {SWEEP_K} packed models >= {bar:g}x the model-steps/s of "
+    f"{SWEEP_K} sequential runs ({kind}): " + "; ".join(verdicts) + "."
+  )
+  return "\n".join(lines)
 
 
 # Report ---------------------------------------------------------------------
@@ -673,14 +963,23 @@ def _versions() -> str:
   return ", ".join(parts)
 
 
+def _usable_cores() -> int:
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
 def header() -> str:
-  device = jax.devices()[0]
+  devices = jax.devices()
   torch = _torch()
   threads = f", torch threads {torch.get_num_threads()}" if torch else ""
   return (
     f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
     f"{_cpu_model()}, {os.cpu_count()} cores{threads}; JAX on "
-    f"{device.platform} ({device.device_kind}); {_versions()}"
+    f"{len(devices)} {devices[0].platform} device"
+    f"{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}); "
+    f"{_versions()}"
   )
 
 
@@ -709,13 +1008,43 @@ def table(group: str, tables: list[tuple[str, list[Timing]]]) -> str:
   return "\n".join(lines)
 
 
+def lstm_bars(tables: list[tuple[str, list[Timing]]]) -> str:
+  """For each shape, whether plstm.LSTM on every device (each block's first
+  row) is at least LSTM_BAR times as fast as Flax and as torch.nn.LSTM."""
+  lines = [
+    f"Bars (plstm.LSTM on every device >= {LSTM_BAR:g}x the peer's seq/s, "
+    "this run):"
+  ]
+  for label, rows in tables:
+    ours = rows[0]
+    verdicts = []
+    for peer in (FLAX_LSTM, TORCH_LSTM):
+      row = next((r for r in rows if r.name == peer), None)
+      if row is None or row.step_s is None or ours.step_s is None:
+        why = row.note if row is not None and row.note else "not timed"
+        verdicts.append(f"{peer} not run ({why})")
+        continue
+      ratio = row.step_s / ours.step_s
+      met = "met" if ratio >= LSTM_BAR else "not met"
+      verdicts.append(f"{ratio:.2f}x {peer} ({met})")
+    lines.append(f"- {label} ({ours.name}): " + ", ".join(verdicts))
+  return "\n".join(lines)
+
+
+def lstm_report(group: str, tables: list[tuple[str, list[Timing]]]) -> str:
+  return table(group, tables) + "\n\n" + lstm_bars(tables)
+
+
 BENCHES = {
   "lstm": bench_lstm,
   "plstm": bench_phased,
   "snn": bench_lsnn,
   "sparse": bench_sparse,
   "long": bench_long,
+  "sweep": bench_sweep,
 }
+# How a group's results become Markdown (`table` unless named here).
+REPORTS = {"lstm": lstm_report, "sweep": sweep_report}
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -734,7 +1063,16 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     help="torch.set_num_threads (default torch's: one per core); 1 on a "
     "shared machine, where spinning threads slow torch down many times",
   )
+  parser.add_argument(
+    "--cpu_devices",
+    type=int,
+    default=_usable_cores(),
+    help="host devices JAX splits the CPU into (default: one per core this "
+    "process may use, here %(default)s), as plstm.train does",
+  )
   args = parser.parse_args(argv)
+  if args.cpu_devices < 1:
+    parser.error(f"--cpu_devices must be >= 1, got {args.cpu_devices}")
   args.only = [g.strip() for g in args.only.split(",") if g.strip()]
   unknown = sorted(set(args.only) - set(GROUPS))
   if unknown:
@@ -747,13 +1085,20 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> str:
   """Runs the groups of `argv` and prints (and returns) the Markdown."""
   args = parse(argv)
+  try:  # before any JAX computation starts a backend
+    jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+  except RuntimeError:
+    sys.exit(
+      f"bench.py: error: --cpu_devices={args.cpu_devices}, but JAX's CPU "
+      f"backend has already started with {jax.local_device_count('cpu')}."
+    )
   torch = _torch()
   if torch is not None and args.torch_threads:
     torch.set_num_threads(args.torch_threads)
   parts = [header()]
   print(parts[0], flush=True)
   for group in args.only:
-    parts.append(table(group, BENCHES[group](args)))
+    parts.append(REPORTS.get(group, table)(group, BENCHES[group](args)))
     print("\n" + parts[-1], flush=True)
   return "\n\n".join(parts)
 

@@ -1,7 +1,8 @@
-"""Tests of scripts/bench.py: its table, its --quick run, and that its PyTorch
-peers compute the same functions as plstm's cells."""
+"""Tests of scripts/bench.py: its tables and bars, its --quick run, and that
+its PyTorch peers compute the same functions as plstm's cells."""
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def _rows(markdown: str) -> list[list[str]]:
   for line in markdown.splitlines():
     if line.startswith("|") and not line.startswith("| ---"):
       cells = [c.strip() for c in line.strip("|").split("|")]
-      if cells[1] != "implementation":
+      if cells[1] not in ("implementation", "models"):  # not a header
         rows.append(cells)
   return rows
 
@@ -73,13 +74,87 @@ def test_parse_rejects_unknown_groups():
     bench.parse(["--only=lstm,gru"])
 
 
+def test_cpu_devices_default_to_the_usable_cores():
+  assert bench.parse([]).cpu_devices == len(os.sched_getaffinity(0))
+  assert bench.parse(["--cpu_devices=1"]).cpu_devices == 1
+  with pytest.raises(SystemExit):
+    bench.parse(["--cpu_devices=0"])
+
+
+def test_cpu_devices_refused_once_the_backend_runs():
+  """conftest's 2 devices are running: another count is one clear error."""
+  assert len(jax.devices()) == 2
+  with pytest.raises(SystemExit, match="already started with 2"):
+    bench.main(["--quick", "--only=sparse", "--cpu_devices=3"])
+
+
+def test_data_mesh_splits_the_batch_over_the_devices_that_divide_it():
+  mesh, note = bench.data_mesh(4)
+  assert mesh.shape == {"model": 1, "data": 2} and note == ""
+  mesh, note = bench.data_mesh(3)
+  assert mesh.shape == {"model": 1, "data": 1}
+  assert note == "B 3 does not divide over 2 devices: split over 1 device"
+
+
+def test_lstm_bars_are_computed_from_the_rows():
+  def block(ours, flax, torch):
+    return [
+      bench.Timing("plstm.LSTM, 2 devices", 1.0, ours),
+      bench.Timing("plstm.LSTM, 1 device", 1.0, 0.9),
+      bench.Timing(bench.FLAX_LSTM, 1.0, flax),
+      bench.Timing(bench.TORCH_LSTM, None, torch, "" if torch else "gone"),
+    ]
+
+  text = bench.lstm_report(
+    "lstm",
+    [("B 8, T 4, I 1, H 2", block(0.2, 0.3, 0.25)), ("B 4", block(1, 1, None))],
+  )
+  first, second = text.splitlines()[-2:]
+  assert first == (
+    "- B 8, T 4, I 1, H 2 (plstm.LSTM, 2 devices): 1.50x "
+    "flax RNN(OptimizedLSTMCell) (met), 1.25x torch.nn.LSTM (not met)"
+  )
+  assert second == (
+    "- B 4 (plstm.LSTM, 2 devices): 1.00x flax RNN(OptimizedLSTMCell) "
+    "(not met), torch.nn.LSTM not run (gone)"
+  )
+
+
+def test_sweep_report_divides_model_steps_by_the_sequential_runs():
+  def row(k, step_s, note=""):
+    return bench.SweepRow(k, bench.Timing(f"K = {k}", 2.0, step_s, note))
+
+  tables = [
+    ("freq_task: B 8", [row(1, 0.1), row(4, 0.2), row(16, 0.5)]),
+    ("store_recall: B 4", [row(1, 0.1), row(16, None, "not run")]),
+    ("quick: B 2", [row(1, 0.1), row(4, 0.1)]),
+  ]
+  text = bench.sweep_report("sweep", tables)
+  rows = _rows(text)
+  # K / s per step: 10, 20 and 32 model-steps/s, 1, 2 and 3.2x the first.
+  assert [r[3:6] for r in rows[:3]] == [
+    ["100.0", "10.0", "1.00"],
+    ["200.0", "20.0", "2.00"],
+    ["500.0", "32.0", "3.20"],
+  ]
+  assert rows[4][3:7] == ["-", "-", "-", "not run"]
+  assert text.splitlines()[-1] == (
+    "Bar: K = 16 packed models >= 2x the model-steps/s of 16 sequential "
+    "runs (cpu): freq_task: 3.20x (met); store_recall: K = 16 not timed; "
+    "quick: K = 16 not run (--quick)."
+  )
+
+
 @pytest.mark.slow
 def test_quick_run_without_torch(monkeypatch, capsys):
   """What CI runs: every group, tiny shapes; the peers "not installed"."""
   monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
-  text = bench.main(["--quick"])
+  text = bench.main(["--quick", "--cpu_devices=2"])  # conftest's
   assert capsys.readouterr().out.strip() == text.strip()
-  assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC; .*, \d+ cores; JAX", text)
+  assert re.match(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d UTC; .*, \d+ cores; JAX on 2 cpu devices",
+    text,
+  )
   assert "torch -" in text
   rows = _rows(text)
   by_name = {}
@@ -93,13 +168,27 @@ def test_quick_run_without_torch(monkeypatch, capsys):
     assert by_name[name][0][3:6] == ["-", "-", "-"]
     assert by_name[name][0][6] == "not installed"
   assert by_name["jax.experimental.rnn (cuDNN)"][0][6] == "GPU only"
-  timed = [
-    "plstm.LSTM (plstm.scan)",
-    "plstm.LSTM (plstm.scan, hoist=True)",
+  # Each group's first row: plstm on both devices, `vs` 1 by definition.
+  parallel = [
+    "plstm.LSTM, 2 devices",
+    "plstm.PhasedLSTM, 2 devices",
+    "plstm LSNN, Adam (no rewiring), 2 devices",
+  ]
+  lines = text.splitlines()
+  firsts = [
+    _rows(lines[i + 1])[0][1]
+    for i, line in enumerate(lines)
+    if line.startswith("| ---")
+  ]
+  for name in parallel:
+    assert name in firsts and by_name[name][0][5] == "1.00"
+  timed = parallel + [
+    "plstm.LSTM, 1 device",
+    "plstm.LSTM, 1 device, hoist=True",
     "flax RNN(OptimizedLSTMCell)",
-    "plstm.PhasedLSTM (plstm.scan)",
-    "plstm.LSTM, peepholes (plstm.scan)",
-    "plstm LSNN, Adam (no rewiring)",
+    "plstm.PhasedLSTM, 1 device",
+    "plstm.LSTM, peepholes, 1 device",
+    "plstm LSNN, Adam (no rewiring), 1 device",
     "plstm.sparse.scan",
     "plstm.scan (dense)",
     "remat_chunk=10",
@@ -111,6 +200,34 @@ def test_quick_run_without_torch(monkeypatch, capsys):
   # Plain scan at the long T: compiled for its memory, not run.
   assert by_name["plstm.scan"][1][3] == "-"
   assert "not run" in by_name["plstm.scan"][1][6]
+  # The bars below the lstm table, from its ratio of Flax's time to ours.
+  flax = float(by_name["flax RNN(OptimizedLSTMCell)"][0][5])
+  bar = re.search(
+    r"^- B 4, T 12, I 1, H 8 \(plstm.LSTM, 2 devices\): ([\d.]+)x flax "
+    r"RNN\(OptimizedLSTMCell\) \((met|not met)\), torch.nn.LSTM not run "
+    r"\(not installed\)$",
+    text,
+    re.MULTILINE,
+  )
+  assert bar and float(bar[1]) == pytest.approx(flax, abs=0.01)
+  assert bar[2] == ("met" if float(bar[1]) >= 1.3 else "not met")
+  # The sweep: one unpacked model, then 4 packed, on each task.
+  sweep = [r for r in rows if r[1].startswith("K = ")]
+  assert [(r[0].split(":")[0], r[1]) for r in sweep] == [
+    (task, k)
+    for task in ("freq_task", "store_recall")
+    for k in ("K = 1, no pack (a sequential run)", "K = 4 packed")
+  ]
+  for row in sweep:
+    compile_s, ms, rate, ratio = map(float, row[2:6])
+    assert compile_s > 0 and ms > 0
+    k = 1 if "K = 1" in row[1] else 4
+    assert rate == pytest.approx(1e3 * k / ms, rel=0.05)
+  assert [r[5] for r in sweep[::2]] == ["1.00", "1.00"]
+  assert text.rstrip().endswith(
+    "(cpu): freq_task: K = 16 not run (--quick); store_recall: K = 16 not "
+    "run (--quick)."
+  )
 
 
 @pytest.fixture
