@@ -102,9 +102,11 @@ def make_task(config) -> plstm.task.Task:
     ce = optax.softmax_cross_entropy_with_integer_labels(
       logits, batch["target"]
     )
-    ce = jnp.sum(recall * ce) / n_recall
+    # Over the whole batch's recall slots, when its rows are on several
+    # devices.
+    ce = plstm.parallel.global_mean(jnp.sum(recall * ce), n_recall)
     wrong = (jnp.argmax(logits, -1) != batch["target"]).astype(jnp.float32)
-    recall_error = jnp.sum(recall * wrong) / n_recall
+    recall_error = plstm.parallel.global_mean(jnp.sum(recall * wrong), n_recall)
     total = ce + net.rate_loss(outputs.z)
     return total, {
       "loss": total,

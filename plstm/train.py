@@ -171,6 +171,20 @@ def _check(config):
     )
 
 
+def builder(config, task: task_lib.Task) -> steps.Build:
+  """The function from a model's packed values to its task and optimiser
+  (`task`, the task of `config`, when nothing is packed)."""
+
+  def build(values: dict):
+    model_config = packing.substitute(config, values)
+    model_task = task_lib.load(model_config) if values else task
+    return model_task, (
+      model_task.optimizer or (lambda _: make_optimizer(model_config))
+    )
+
+  return build
+
+
 def _mesh(config, models: packing.Models, model_devices: int):
   """The run's mesh, once its shape is known to fit the models and batch."""
   mesh = parallel.make_mesh(model_devices)
@@ -232,14 +246,7 @@ def _run(config, workdir, ckpts, signals, model_devices) -> dict:
   """`train_and_evaluate` in a locked workdir, with signals caught."""
   models = packing.models(config)
   task = task_lib.load(config)
-
-  def build(values: dict):
-    """One model's task and optimiser, from its packed values."""
-    model_config = packing.substitute(config, values)
-    model_task = task_lib.load(model_config) if values else task
-    return model_task, (
-      model_task.optimizer or (lambda _: make_optimizer(model_config))
-    )
+  build = builder(config, task)
 
   metric, target = config.metric, config.target
   better = functools.partial(metrics.better, config.mode)

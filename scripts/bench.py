@@ -780,18 +780,9 @@ def sweep_config(name: str, quick: bool, models: int):
 
 
 def driver_build(config) -> tuple[plstm.task.Task, steps.Build]:
-  """The task of `config` and `plstm.train`'s build: one model's task and
-  optimiser from its packed values."""
+  """The task of `config` and `plstm.train`'s build of it."""
   task = plstm.task.load(config)
-
-  def build(values: dict):
-    model_config = packing.substitute(config, values)
-    model_task = plstm.task.load(model_config) if values else task
-    return model_task, (
-      model_task.optimizer or (lambda _: train.make_optimizer(model_config))
-    )
-
-  return task, build
+  return task, train.builder(config, task)
 
 
 def _available_bytes() -> int | None:
