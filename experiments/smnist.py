@@ -54,6 +54,7 @@ import optax
 
 import plstm
 from experiments.common import mnist_data
+from plstm.tracing import is_traced
 
 SEQ_LEN = 784
 MODELS = ("plstm", "lstm")
@@ -218,7 +219,7 @@ def init_params(cell, key: jax.Array) -> dict:
 
 def logits(
   cell,
-  init_state_std: float,
+  init_state_std: float | jax.Array,
   params: dict,
   batch: dict,
   key: jax.Array,
@@ -244,14 +245,14 @@ def logits(
 
 def make_task(config) -> plstm.task.Task:
   """Sequential MNIST with the cell of `config.model`."""
-  if config.model.init_state_std < 0:
+  std = config.model.init_state_std
+  if not is_traced(std) and std < 0:
     raise ValueError(
       "config.model.init_state_std must be >= 0, got "
       f"{config.model.init_state_std}."
     )
   cell = make_cell(config.model)
   train, evaluate = make_data(config.data)
-  std = config.model.init_state_std
 
   def loss(params, batch, key, *, training):
     """Weighted mean cross-entropy and accuracy for one batch."""

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from plstm.tracing import is_traced
+
 Array = jax.Array
 
 
@@ -55,7 +57,7 @@ def _given_sign(w, s):
       "deep_r: signs is None at a rewired param; give +-1 signs for every "
       "param that `mask` rewires."
     )
-  if not isinstance(s, jax.core.Tracer) and not np.all(np.abs(s) == 1):
+  if not is_traced(s) and not np.all(np.abs(s) == 1):
     raise ValueError(
       f"deep_r: signs must be +1 or -1 at every rewired synapse, got values "
       f"{np.unique(s)[:4]}."
@@ -122,14 +124,16 @@ def deep_r(
   the next step).
 
   Args:
-    learning_rate: eta, a float or a schedule of the step count; pass the
-      optimiser's own learning rate. Under `optax.inject_hyperparams` the
-      injected value is used.
+    learning_rate: eta, a float, a JAX scalar or a schedule of the step
+      count; pass the optimiser's own learning rate. Under
+      `optax.inject_hyperparams` the injected value is used.
     connectivity: p in (0, 1], the budget K = int(sum_i size_i p) (a Python
       float: with `optax.inject_hyperparams`, list it in `static_args`, with
       a callable `mask`).
-    l1: the L1 coefficient alpha; active |w| shrink by eta alpha per step.
-    temperature: T; the noise on active synapses has std sqrt(2 eta T).
+    l1: the L1 coefficient alpha, a float or a JAX scalar; active |w|
+      shrink by eta alpha per step.
+    temperature: T, a float or a JAX scalar; the noise on active synapses
+      has std sqrt(2 eta T).
     signs: a pytree mirroring the params of +-1 arrays fixing each
       synapse's sign (Dale's law: per-row signs). Values at leaves left out
       by `mask` are ignored (None is fine). Params whose sign disagrees with

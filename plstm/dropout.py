@@ -6,16 +6,18 @@ Shapes: B batch, T time, F features.
 import jax
 import jax.numpy as jnp
 
+from plstm.tracing import is_traced
+
 Array = jax.Array
 
 
-def _check_rate(rate: float) -> None:
-  if not 0.0 <= rate < 1.0:
+def _check_rate(rate: float | Array) -> None:
+  if not is_traced(rate) and not 0.0 <= rate < 1.0:
     raise ValueError(f"dropout rate must be in [0, 1), got {rate}.")
 
 
 def variational_mask(
-  key: Array, shape: tuple[int, ...], rate: float, dtype=jnp.float32
+  key: Array, shape: tuple[int, ...], rate: float | Array, dtype=jnp.float32
 ) -> Array:
   r"""An inverted-dropout mask: 0 with probability `rate`, else 1/(1 - rate).
 
@@ -27,7 +29,8 @@ def variational_mask(
   Args:
     key: PRNG key; the same key gives the same mask.
     shape: the mask's shape, e.g. [B, F] for a layer of F features.
-    rate: the drop probability p, a Python float in [0, 1).
+    rate: the drop probability p in [0, 1), a float or a JAX scalar
+      (checked only when concrete).
     dtype: the mask's dtype.
 
   Notes:
@@ -41,7 +44,7 @@ def variational_mask(
 
 
 def variational_dropout(
-  key: Array | None, x: Array, rate: float, *, training: bool
+  key: Array | None, x: Array, rate: float | Array, *, training: bool
 ) -> Array:
   """Drops the same features of x [B, T, F] at every time step.
 
@@ -54,16 +57,20 @@ def variational_dropout(
   Args:
     key: PRNG key; may be None where the result is the identity.
     x: [B, T, F].
-    rate: the drop probability, a Python float in [0, 1).
-    training: False (evaluation) returns x unchanged, as does rate 0.
+    rate: the drop probability in [0, 1), a float or a JAX scalar. A traced
+      rate always draws the mask, which is exactly 1 at rate 0.
+    training: False (evaluation) returns x unchanged, as does a concrete
+      rate 0.
 
   Returns:
     x * mask[:, None, :], [B, T, F], in x's dtype.
   """
   _check_rate(rate)
-  if not training or rate == 0.0:
+  if not training or (not is_traced(rate) and rate == 0.0):
     return x
   if key is None:
-    raise ValueError("variational_dropout: training with rate > 0 needs a key.")
+    raise ValueError(
+      "variational_dropout: training with a rate that may be > 0 needs a key."
+    )
   b, _, f = x.shape
   return x * variational_mask(key, (b, f), rate, x.dtype)[:, None, :]

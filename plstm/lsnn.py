@@ -22,8 +22,10 @@ import numpy as np
 
 from plstm.lstm import Array, Params, batch_shape
 from plstm.recurrent import check_size
+from plstm.tracing import is_traced
 
-PerNeuron = float | Sequence[float]
+# One number for all neurons, or one per neuron; each a float or a JAX scalar.
+PerNeuron = float | Array | Sequence[float | Array]
 
 
 class LSNNState(NamedTuple):
@@ -77,15 +79,19 @@ def _spike_function_jvp(primals, tangents):
 
 
 def _per_neuron(name: str, value: PerNeuron, n_rec: int) -> float | tuple:
-  """A float, or a tuple of n_rec floats (hashable, for jit's static args)."""
-  if np.ndim(value) == 0:
-    return float(value)
-  if np.ndim(value) != 1 or len(value) != n_rec:
+  """A float, or a tuple of n_rec floats (hashable, for jit's static args);
+  traced numbers (a packed sweep's) are kept as they are."""
+  number = lambda x: x if is_traced(x) else float(x)
+  if not isinstance(value, list | tuple) and np.ndim(value) == 0:
+    return number(value)
+  traced = is_traced(value)
+  shape = jnp.shape(jnp.asarray(value)) if traced else np.shape(value)
+  if len(shape) != 1 or shape[0] != n_rec:
     raise ValueError(
       f"{name} must be a number or {n_rec} values (one per neuron), got shape "
-      f"{np.shape(value)}."
+      f"{shape}."
     )
-  return tuple(float(x) for x in value)
+  return tuple(number(x) for x in value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +132,10 @@ class ALIF:
 
   tau, thr, tau_a and beta are numbers or sequences of R values (one per
   neuron); beta = 0 makes a neuron a LIF neuron (the sMNIST network has
-  beta = [0] * 120 + [1.8] * 100).
+  beta = [0] * 120 + [1.8] * 100). Each number, and dt and
+  dampening_factor, is a float or a JAX scalar (a packed sweep's); traced
+  ones are not checked, and decays that involve them are computed in
+  float32.
 
   Cost: each step multiplies x and z by the delay-expanded weights
   [I, R * D] and [R, R * D], D times a plain matrix product, as the original's
@@ -161,25 +170,26 @@ class ALIF:
   n_rec: int
   tau: PerNeuron = 20.0
   thr: PerNeuron = 0.01
-  dt: float = 1.0
+  dt: float | Array = 1.0
   n_refractory: int = 0
   n_delay: int = 1
   tau_a: PerNeuron = 200.0
   beta: PerNeuron = 1.6
-  dampening_factor: float = 0.3
+  dampening_factor: float | Array = 0.3
 
   def __post_init__(self):
     name = type(self).__name__
     check_size(name, "n_rec", self.n_rec)
     check_size(name, "n_delay", self.n_delay)
     check_size(name, "n_refractory", self.n_refractory, minimum=0)
-    if self.dt <= 0:
+    if not is_traced(self.dt) and self.dt <= 0:
       raise ValueError(f"{name}: dt must be positive, got {self.dt}.")
     for field in ("tau", "thr", "tau_a", "beta"):
       value = _per_neuron(f"{name}.{field}", getattr(self, field), self.n_rec)
       object.__setattr__(self, field, value)
     for field in ("tau", "thr", "tau_a"):
-      if np.any(np.asarray(getattr(self, field)) <= 0):
+      value = getattr(self, field)
+      if not is_traced(value) and np.any(np.asarray(value) <= 0):
         raise ValueError(
           f"{name}: {field} must be positive, got {getattr(self, field)}."
         )
@@ -188,9 +198,19 @@ class ALIF:
   def hidden_size(self) -> int:
     return self.n_rec
 
-  def _constant(self, value) -> np.ndarray:
-    """A per-neuron float32 [R] constant."""
+  def _constant(self, value) -> np.ndarray | Array:
+    """A per-neuron float32 [R] constant (a JAX array if `value` is
+    traced)."""
+    if is_traced(value):
+      return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (self.n_rec,))
     return np.broadcast_to(np.asarray(value, np.float32), (self.n_rec,))
+
+  def _decay(self, tau: PerNeuron) -> np.ndarray | Array:
+    """exp(-dt / tau) [R], in float64 rounded to float32; in float32 when
+    dt or tau is traced."""
+    if is_traced(self.dt, tau):
+      return self._constant(jnp.exp(-self.dt / jnp.asarray(tau, jnp.float32)))
+    return self._constant(np.exp(-self.dt / np.asarray(tau)))
 
   def init(self, key: Array, input_size: int) -> Params:
     """The original's dense init: w_in ~ N(0, 1/I), w_rec ~ N(0, 1/R), and
@@ -290,8 +310,8 @@ class ALIF:
       + jnp.einsum("...i,ijd->...jd", z, self._delayed(w_rec, d_rec))
     )
     dt = self.dt
-    alpha = self._constant(np.exp(-dt / np.asarray(self.tau)))
-    rho = self._constant(np.exp(-dt / np.asarray(self.tau_a)))
+    alpha = self._decay(self.tau)
+    rho = self._decay(self.tau_a)
     b_new = rho * b + (1 - rho) * z
     thr = self._constant(self.thr) + b_new * self._constant(self.beta)
     v_new = alpha * v + (1 - alpha) * i_buf[..., 0] - z * thr * dt

@@ -50,10 +50,10 @@ class LSTM:
   [B, H]. Inputs: x [B, I]. Outputs: h [B, H].
 
   Notes:
-    `forget_bias` and `input_bias` are the initial values of the f and i
-    slices of `b` (trainable), not constants added at every step as in
-    TensorFlow's `BasicLSTMCell`. The default initialisers are Flax's
-    (LeCun normal input kernel, orthogonal recurrent kernel).
+    `forget_bias` and `input_bias` (floats or JAX scalars) are the initial
+    values of the f and i slices of `b` (trainable), not constants added at
+    every step as in TensorFlow's `BasicLSTMCell`. The default initialisers
+    are Flax's (LeCun normal input kernel, orthogonal recurrent kernel).
 
   Raises:
     ValueError: if `hidden_size`, or `init`'s `input_size`, is not an
@@ -64,8 +64,8 @@ class LSTM:
 
   hidden_size: int
   peepholes: bool = False
-  forget_bias: float = 1.0
-  input_bias: float = 0.0
+  forget_bias: float | Array = 1.0
+  input_bias: float | Array = 0.0
   kernel_init: Initializer = jax.nn.initializers.lecun_normal()
   recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
   peephole_init: Initializer = jax.nn.initializers.normal(0.1)

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from plstm.tracing import is_traced
+
 Array = jax.Array
 
 # The original's lr (AdaDelta has none: 1.0 leaves its step as written);
@@ -21,7 +23,8 @@ _CLIPS = ("none", "tensor", "global", "elementwise")
 def default_config(name: str = "adadelta") -> ml_collections.ConfigDict:
   """The optimiser config, with the original's defaults, for `name`.
 
-  Fields:
+  Fields (each number a float, or a JAX scalar in a packed sweep, which
+  `make` does not check):
     name: sgd | adagrad | adadelta | adam.
     learning_rate: the original's default for `name`; set it again when
       changing `name` on the command line.
@@ -58,14 +61,15 @@ def _unknown(field: str, value: str, choices: tuple[str, ...]) -> ValueError:
 
 
 def clip_by_tensor_norm(
-  max_norm: float, eps: float = 1e-6
+  max_norm: float | Array, eps: float = 1e-6
 ) -> optax.GradientTransformation:
   r"""theano_lstm's clipping: each tensor's gradient rescaled by its own norm.
 
   .. math::
     g \leftarrow g \, \frac{\min(m, \|g\|_2)}{\|g\|_2 + \epsilon}
 
-  with m = max_norm, for every leaf g separately (not one global norm).
+  with m = max_norm (a float or a JAX scalar), for every leaf g separately
+  (not one global norm).
   Below max_norm this still shrinks g by \|g\| / (\|g\| + eps), as the
   original does.
 
@@ -85,7 +89,7 @@ def _clipping(config) -> optax.GradientTransformation | None:
     raise _unknown("clip", config.clip, _CLIPS)
   if config.clip == "none":
     return None
-  if config.clip_value <= 0:
+  if not is_traced(config.clip_value) and config.clip_value <= 0:
     raise ValueError(
       f"optimizer.clip_value must be positive with clip={config.clip!r}; got "
       f"{config.clip_value}."
@@ -113,7 +117,8 @@ def make(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
 
   which are optax's `sgd`, `adagrad` and `adadelta` with the config's knobs
   (optax's AdaGrad skips entries whose G is still 0, where g is 0 anyway).
-  Adam is optax's `adam`.
+  Adam is optax's `adam`. Every number of `config` may be a JAX scalar (a
+  packed sweep's).
 
   Notes:
     The original's AdaDelta has no learning rate (eta = 1 here) and it takes

@@ -15,10 +15,11 @@ import numpy as np
 
 from plstm.lstm import LSTM, Array, Initializer, LSTMState, Params
 from plstm.recurrent import check_size, timed_inputs
+from plstm.tracing import is_traced
 
 
 def time_gate(
-  t: Array, tau: Array, shift: Array, r_on: Array, alpha: float = 0.0
+  t: Array, tau: Array, shift: Array, r_on: Array, alpha: float | Array = 0.0
 ) -> Array:
   r"""The openness k of the Phased LSTM time gate (paper eqs. 6-7).
 
@@ -36,8 +37,8 @@ def time_gate(
     tau: periods [H]. Enters through |tau|.
     shift: phase shifts s [H].
     r_on: open ratios [H]. Enters through |r_on|.
-    alpha: slope of the closed phase (the leak); 1e-3 in training in the paper,
-      0 in evaluation.
+    alpha: slope of the closed phase (the leak), a float or a JAX scalar;
+      1e-3 in training in the paper, 0 in evaluation.
 
   Returns:
     k [B, H] in the dtype of `tau`.
@@ -57,8 +58,9 @@ def time_gate(
     the order of the rounding of t - s itself.
   """
   for name, value in (("tau", tau), ("r_on", r_on)):
-    concrete = not isinstance(value, jax.core.Tracer)
-    if concrete and (zeros := np.count_nonzero(np.asarray(value) == 0)):
+    if is_traced(value):
+      continue
+    if zeros := np.count_nonzero(np.asarray(value) == 0):
       raise ValueError(
         f"time_gate: {name} must be nonzero (it enters as |{name}|), got "
         f"{zeros} zero(s) in {name}."
@@ -83,28 +85,36 @@ def time_gate(
   )
 
 
+def _number(v) -> bool:
+  """A real number (not a bool), or a traced scalar (checked no further)."""
+  real = isinstance(v, numbers.Real) and not isinstance(v, bool)
+  return real or (is_traced(v) and np.ndim(v) == 0)
+
+
 def _check_gate(cell, name: str) -> None:
+  """The gate's hyperparameters in range; traced ones (a packed sweep's)
+  are checked for their form alone."""
   for field, least in (("tau_range", 0.0), ("shift_range", -math.inf)):
     pair = getattr(cell, field)
     ok = isinstance(pair, tuple | list) and len(pair) == 2
-    ok = ok and all(
-      isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair
-    )
-    if not (ok and least < pair[0] <= pair[1]):
+    ok = ok and all(_number(v) for v in pair)
+    if not (ok and (is_traced(pair) or least < pair[0] <= pair[1])):
       bound = "0 < low" if least == 0.0 else "low"
       raise ValueError(
         f"{name}: {field} must be two numbers {bound} <= high, got {pair!r}."
       )
-  if not 0 < cell.r_on <= 1:
+  if not is_traced(cell.r_on) and not 0 < cell.r_on <= 1:
     raise ValueError(f"{name}: r_on must be in (0, 1], got {cell.r_on}.")
-  if cell.alpha < 0:
+  if not is_traced(cell.alpha) and cell.alpha < 0:
     raise ValueError(f"{name}: alpha must be >= 0, got {cell.alpha}.")
 
 
 def _gate_params(cell, k_tau: Array, k_shift: Array, h: int) -> Params:
   """`tau` log-uniform in `cell.tau_range`, `shift` uniform in
   `cell.shift_range`, `r_on` = `cell.r_on`, each [H]."""
-  log_lo, log_hi = (math.log(v) for v in cell.tau_range)
+  # A traced range (a packed sweep's) takes its log in float32.
+  log = jnp.log if is_traced(cell.tau_range) else math.log
+  log_lo, log_hi = (log(v) for v in cell.tau_range)
   lo, hi = cell.shift_range
   tau = jax.random.uniform(k_tau, (h,), jnp.float32, log_lo, log_hi)
   return {
@@ -153,6 +163,9 @@ class PhasedLSTM(LSTM):
     messages at the gate pre-activations to +-10; here gradient clipping is
     the optimiser's (see the training configs).
 
+  alpha, r_on and the two numbers of tau_range and shift_range are floats
+  or JAX scalars (a packed sweep's); traced ones are not range-checked.
+
   Raises:
     ValueError: as `plstm.LSTM`; if `tau_range`, `r_on` or `alpha` is out of
       range; if inputs are not a pair (x, t).
@@ -161,15 +174,15 @@ class PhasedLSTM(LSTM):
   timed: ClassVar[bool] = True  # consumes (x, t)
 
   peepholes: bool = True
-  forget_bias: float = 0.0
-  input_bias: float = -0.1
+  forget_bias: float | Array = 0.0
+  input_bias: float | Array = -0.1
   kernel_init: Initializer = jax.nn.initializers.normal(0.1)
   recurrent_kernel_init: Initializer = jax.nn.initializers.normal(0.1)
-  alpha: float = 1e-3
-  r_on: float = 0.05
+  alpha: float | Array = 1e-3
+  r_on: float | Array = 0.05
   train_r_on: bool = True
-  tau_range: tuple[float, float] = (math.e, math.e**3)
-  shift_range: tuple[float, float] = (0.0, 100.0)
+  tau_range: tuple[float | Array, float | Array] = (math.e, math.e**3)
+  shift_range: tuple[float | Array, float | Array] = (0.0, 100.0)
 
   def __post_init__(self):
     super().__post_init__()
@@ -232,7 +245,8 @@ class Phased:
   Attributes:
     cell: a cell with `hidden_size` H whose carry leaves are [B, H] and whose
       outputs are its hidden state.
-    alpha, r_on, train_r_on, tau_range, shift_range: as `PhasedLSTM`.
+    alpha, r_on, train_r_on, tau_range, shift_range: as `PhasedLSTM` (the
+      numbers floats or JAX scalars).
 
   Raises:
     ValueError: if `tau_range`, `r_on` or `alpha` is out of range; if
@@ -243,11 +257,11 @@ class Phased:
   timed: ClassVar[bool] = True  # consumes (x, t)
 
   cell: Any
-  alpha: float = 1e-3
-  r_on: float = 0.05
+  alpha: float | Array = 1e-3
+  r_on: float | Array = 0.05
   train_r_on: bool = True
-  tau_range: tuple[float, float] = (math.e, math.e**3)
-  shift_range: tuple[float, float] = (0.0, 100.0)
+  tau_range: tuple[float | Array, float | Array] = (math.e, math.e**3)
+  shift_range: tuple[float | Array, float | Array] = (0.0, 100.0)
 
   def __post_init__(self):
     _check_gate(self, "Phased")

@@ -25,6 +25,7 @@ import numpy as np
 
 from plstm.dropout import variational_dropout
 from plstm.task import is_trained
+from plstm.tracing import is_traced
 
 Array = jax.Array
 
@@ -34,8 +35,15 @@ def check_size(owner: str, name: str, value, minimum: int = 1) -> None:
   a size).
 
   Raises:
+    TypeError: if `value` is traced (a packed sweep's): a size sets shapes,
+      so it must be a concrete integer.
     ValueError: naming `owner` and `name`, if `value` is not such an integer.
   """
+  if is_traced(value):
+    raise TypeError(
+      f"{owner}: {name} sets a shape, so it must be a concrete integer, not "
+      "a traced value."
+    )
   if (
     isinstance(value, bool)
     or not isinstance(value, numbers.Integral)
@@ -294,10 +302,11 @@ def scan(
       [B, T, H_1 + ... + H_L], for a readout that sees all layers (the skip
       connections to the output of Graves 2013 and Pascanu et al. 2014).
     dropout: stacks only: the rate of variational dropout on each layer's
-      input sequence (one rate for all layers, or one per layer). The mask
-      [B, F] is drawn once per sequence and kept at every step, with
-      1 / (1 - rate) scaling, and only when `training` (theano_lstm's
-      per-layer masks; `plstm.dropout.variational_dropout`).
+      input sequence (one rate for all layers, or one per layer; each a
+      float or a JAX scalar). The mask [B, F] is drawn once per sequence
+      and kept at every step, with 1 / (1 - rate) scaling, and only when
+      `training` (theano_lstm's per-layer masks;
+      `plstm.dropout.variational_dropout`).
     key: the PRNG key for dropout; needed when training with a rate > 0.
 
   Returns:
@@ -326,7 +335,9 @@ def scan(
       f"{len(params)}."
     )
   carries = [None] * len(cell) if carry is None else carry
-  rates = [dropout] * len(cell) if isinstance(dropout, int | float) else dropout
+  # One rate for all layers: a number, or a JAX scalar (a packed sweep's).
+  one_rate = not isinstance(dropout, Sequence) and np.ndim(dropout) == 0
+  rates = [dropout] * len(cell) if one_rate else dropout
   if len(rates) != len(cell):
     raise ValueError(
       f"scan: dropout needs one rate per layer ({len(cell)}), got {len(rates)}."

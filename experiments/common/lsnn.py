@@ -25,6 +25,12 @@ network), `config.rewiring` and `config.optimizer` once and gives the
   optimiser: Adam whose learning rate decays x decay_rate every decay_every
     steps (staircase), then `plstm.deep_r` on w_in, w_rec, w_out.
 
+The numbers that set no shape (tau, thr, dt, tau_a, beta, dampening_factor,
+tau_out, reg, reg_rate; rewiring.l1 and temperature; the learning rate and
+its schedule) may be JAX scalars, as a packed sweep's are; the neuron
+counts, n_delay, n_refractory and the rewiring's connectivity, signs and
+proportion_excitatory set the network's structure and must be concrete.
+
 Randomness: the weights come from the init key; the fixed random structure,
 the synaptic delays, the input neurons' shuffled signs and DEEP R's stream,
 from the structure key (`structure_keys`), so seeds trained together get
@@ -40,6 +46,7 @@ import jax.numpy as jnp
 import optax
 
 import plstm
+from plstm.tracing import is_traced
 
 REWIRED = ("w_in", "w_rec", "w_out")
 
@@ -124,6 +131,28 @@ def is_rewired(rewiring) -> bool:
   return 0 < p < 1
 
 
+def staircase_decay(learning_rate, decay_every, decay_rate) -> optax.Schedule:
+  """learning_rate x decay_rate ** floor(step / decay_every): optax's
+  staircase `exponential_decay`, also where decay_every or decay_rate is
+  traced (then its constant cases, decay_every <= 0 or decay_rate == 0,
+  are `jnp.where`s)."""
+  if not is_traced(decay_every, decay_rate):
+    return optax.exponential_decay(
+      learning_rate, decay_every, decay_rate, staircase=True
+    )
+
+  def schedule(count):
+    count = jnp.asarray(count, jnp.float32)
+    p = jnp.floor(count / jnp.asarray(decay_every, jnp.float32))
+    decayed = jnp.where(
+      count <= 0, learning_rate, learning_rate * jnp.power(decay_rate, p)
+    )
+    constant = (decay_every <= 0) | (decay_rate == 0)
+    return jnp.where(constant, learning_rate, decayed)
+
+  return schedule
+
+
 def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
   """The network of `config` with `n_in` inputs and `n_out` readouts
   (`bias`: whether the readout has a bias "b_out", not rewired)."""
@@ -132,7 +161,8 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
   n_rec = cell.n_rec
   rewired = is_rewired(r)
   dale = rewired and r.neuron_sign
-  decay = math.exp(-m.dt / m.tau_out)
+  exp = jnp.exp if is_traced(m.dt, m.tau_out) else math.exp
+  decay = exp(-m.dt / m.tau_out)
   f0 = m.reg_rate / 1000
   reg, dt = m.reg, m.dt
 
@@ -174,9 +204,7 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
       params["b_out"] = jnp.zeros((n_out,), jnp.float32)
     return params
 
-  lr = optax.exponential_decay(
-    o.learning_rate, o.decay_every, o.decay_rate, staircase=True
-  )
+  lr = staircase_decay(o.learning_rate, o.decay_every, o.decay_rate)
   # The params' names: deep_r's signs mirror them (None where not rewired).
   delays = jax.eval_shape(lambda k: cell.delays(k, n_in), jax.random.key(0))
   names = (*REWIRED, *(("b_out",) if bias else ()), *delays)
