@@ -11,7 +11,7 @@ Notation, used in every docstring: B batch (any leading shape for a single
 step), T time, I input features, H hidden units.
 """
 
-from plstm import dropout, losses, nn, optimizers, task
+from plstm import dropout, losses, nn, optimizers, parallel, task
 from plstm.deep_r import DeepRState, deep_r
 from plstm.lsnn import (
   ALIF,
@@ -50,6 +50,7 @@ __all__ = [
   "neuron_signs",
   "nn",
   "optimizers",
+  "parallel",
   "scan",
   "spike_function",
   "task",

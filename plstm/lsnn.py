@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plstm import parallel
 from plstm.lstm import Array, Params, batch_shape
 from plstm.recurrent import check_size
 from plstm.tracing import is_traced
@@ -514,11 +515,20 @@ def exp_convolve(x: Array, decay: float | Array, axis: int = 1) -> Array:
   return a
 
 
+def population_rate(z: Array) -> Array:
+  """Each neuron's mean of z [B, T, R] over batch and time: [R], over the
+  whole batch when its rows are split over devices (`plstm.parallel`)."""
+  total = parallel.data_sum(jnp.sum(z, axis=(0, 1)))
+  return total / parallel.data_sum(z.shape[0] * z.shape[1])
+
+
 def firing_rate_loss(z: Array, f0: float | Array, dt: float = 1.0) -> Array:
   """The tutorials' firing-rate regulariser, before its coefficient.
 
   sum_j (mean_{batch, time} z_j / dt - f0)^2 for spikes z [B, T, R]; f0 is
   the target rate per step (10 Hz at dt = 1 ms is 0.01), a number or [R].
+  The mean is over the whole batch when its rows are split over devices
+  (`plstm.parallel`).
   """
-  rate = jnp.mean(z, axis=(0, 1)) / dt
+  rate = population_rate(z) / dt
   return jnp.sum(jnp.square(rate - f0))

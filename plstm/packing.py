@@ -171,12 +171,29 @@ def models(config) -> Models:
           f"config.pack: {field} values must have the shape of "
           f"{current!r}, got {v!r}."
         )
+    pack[field] = [_like(current, v) for v in values]
   fields = tuple(pack)
   points = [
     dict(zip(fields, combo, strict=True))
     for combo in itertools.product(*pack.values())
   ]
   return Models(fields, points, seeds)
+
+
+def _like(current, value):
+  """`value` as the type of the field's `current` value: a float for a
+  float field (so 20 packs as 20.0), a tuple for a pair."""
+  if isinstance(current, tuple | list):
+    return tuple(_like(c, v) for c, v in zip(current, value, strict=True))
+  return float(value) if isinstance(current, float) else value
+
+
+def point_config(config, point: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A copy of `config` with the concrete values of `point`: the config of
+  the separate run that the point's models equal."""
+  out = ml_collections.ConfigDict(config.to_dict())
+  out.update_from_flattened_dict(point)
+  return out
 
 
 def substitute(config, values: dict[str, Any]) -> ml_collections.ConfigDict:

@@ -246,6 +246,12 @@ def _run(config, workdir, ckpts, signals, model_devices) -> dict:
   """`train_and_evaluate` in a locked workdir, with signals caught."""
   models = packing.models(config)
   task = task_lib.load(config)
+  for name, point in zip(models.names(), models.points, strict=True):
+    if point:  # Each point's values pass the checks of a separate run.
+      try:
+        task_lib.load(packing.point_config(config, point))
+      except ValueError as e:
+        raise ValueError(f"config.pack point {name}: {e}") from None
   build = builder(config, task)
 
   metric, target = config.metric, config.target

@@ -56,7 +56,8 @@ Groups (B batch, T time, I inputs, H hidden units):
     XLA's peak memory (its buffer assignment, arguments and outputs
     included).
   sweep: packed sweeps, the driver's own pieces (`plstm.packing`,
-    `plstm.steps.compile_steps` on `plstm.parallel.make_mesh()`, the
+    `plstm.steps.compile_steps` on a `plstm.parallel.make_mesh` whose model
+    axis holds the devices that divide K, as `--model_devices` would, the
     driver's build and batches): K = 1, 4, 16, 64 models whose learning
     rates differ, trained as one program, on `configs/freq_task.py`
     (small: Phased LSTM, async, B 32, T 125, H 110) and
@@ -161,10 +162,14 @@ class Job(NamedTuple):
   note: str = ""
 
 
-def _time_block(rows: Sequence[Job | Timing], args) -> list[Timing]:
+def _time_block(
+  rows: Sequence[Job | Timing], args, warm: bool = False
+) -> list[Timing]:
   """Times a block's jobs with their repeats interleaved (each job's first
   timing, then each job's second, ...), so that a slow spell of a shared
-  machine falls on every row of the block alike; other rows pass through."""
+  machine falls on every row of the block alike; other rows pass through.
+  With `warm`, each timing follows an untimed step of its own job, so that
+  a large program before it does not charge it for cold caches."""
   runners = {}
   for index, row in enumerate(rows):
     if isinstance(row, Job):
@@ -173,6 +178,8 @@ def _time_block(rows: Sequence[Job | Timing], args) -> list[Timing]:
   per_step = {index: [] for index in runners}
   for _ in range(args.repeats):
     for index, runner in runners.items():
+      if warm:
+        runner.step()
       start = time.perf_counter()
       for _ in range(args.steps):
         runner.step()
@@ -807,7 +814,14 @@ def sweep_runner(config) -> tuple[Runner, str, str]:
   memory does not fit."""
   models = packing.models(config)
   task, build = driver_build(config)
-  mesh, note = data_mesh(config.data.batch_size)
+  # Packed models split over the devices (`--model_devices`), which beat
+  # splitting each batch at K = 4 and 16 on the 2-core CPU; one model
+  # splits its batch.
+  split = math.gcd(len(models), jax.device_count())
+  if split > 1:
+    mesh, note = parallel.make_mesh(split), f"models on {_devices(split)}"
+  else:
+    mesh, note = data_mesh(config.data.batch_size)
   data = jax.NamedSharding(mesh, jax.P(None, parallel.DATA))
   init_state, train_step, _ = steps.compile_steps(build, models, mesh)
   seed_keys = [plstm.task.seed_keys(s) for s in models.seeds]
@@ -869,7 +883,9 @@ def bench_sweep(args) -> list[tuple[str, list[SweepRow]]]:
         rows.append(Timing(name, runner.compile_s, None, note + ", not run"))
       else:
         rows.append(Job(name, lambda r=runner: r, note))
-    timings = _time_block(rows, args)
+    # Rows differ up to 64x in size: a one-model step timed right after a
+    # 64-model one took twice its warm time here.
+    timings = _time_block(rows, args, warm=True)
     tables.append(
       (label, [SweepRow(k, t) for k, t in zip(counts, timings, strict=True)])
     )

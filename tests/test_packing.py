@@ -103,6 +103,21 @@ def test_bad_packs_are_one_line(pack, message):
   assert "\n" not in str(e.value)
 
 
+def test_integers_pack_as_the_fields_type():
+  config = _config({"model.r_on": [1, 0.5], "model.tau_range": [[1, 10]]})
+  models = packing.models(config)
+  assert models.points[0] == {"model.r_on": 1.0, "model.tau_range": (1.0, 10.0)}
+  assert models.values()["model.r_on"].dtype == np.float32
+  copy = packing.point_config(config, models.points[1])
+  assert (copy.model.r_on, config.model.r_on) == (0.5, 0.05)
+
+
+def test_a_points_value_gets_the_check_of_a_separate_run(tmp_path):
+  config = _config({"model.r_on": [0.05, 0.0]})
+  with pytest.raises(ValueError, match="config.pack point r_on=0: .*r_on"):
+    train.train_and_evaluate(config, tmp_path / "run")
+
+
 @pytest.mark.parametrize("field, values", [("model.hidden", [4, 8])])
 def test_a_shape_field_stops_before_compiling(field, values, tmp_path):
   config = _config({field: values})

@@ -91,6 +91,21 @@ def test_sequence_cross_entropy_counts_the_whole_batchs_tokens():
   _close(one, every)
 
 
+def test_the_firing_rate_regulariser_uses_the_whole_batchs_rate():
+  """The rate is squared after the mean: a mean of per-device regularisers
+  would differ, and so would its gradient."""
+  x = jax.random.normal(KEY, (4, 6, 3))
+
+  def loss(w, b):
+    z = jax.nn.sigmoid(b["x"] @ w)  # [B, T, R], a smooth stand-in for spikes
+    rate = plstm.firing_rate_loss(z, 0.2, dt=1.0)
+    return rate, {"max": jnp.max(plstm.lsnn.population_rate(z))}
+
+  w = jax.random.normal(jax.random.key(1), (3, 5))
+  one, every = _both(loss, w, {"x": x})
+  _close(one, every)
+
+
 def test_the_language_model_sums_and_counts_the_whole_batch():
   config = lm_config.get_config("smoke")
   task = language_model.make_task(config)

@@ -246,7 +246,7 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
     return reg * plstm.firing_rate_loss(z, f0, dt)
 
   def spike_stats(outputs, params):
-    rate = jnp.mean(outputs.z, axis=(0, 1)) / dt * 1000
+    rate = plstm.lsnn.population_rate(outputs.z) / dt * 1000
     stats = {"rate_hz": jnp.mean(rate), "max_rate_hz": jnp.max(rate)}
     if rewired:
       weights = [params[k] for k in REWIRED]
