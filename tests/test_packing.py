@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,8 +221,14 @@ def test_eight_devices_split_models_and_rows_as_one_device(tmp_path):
     _cli(tmp_path / "eight", "--model_devices=4", devices=8),
   ]
   for run in runs:
-    _, stderr = run.communicate(timeout=600)
+    stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr[-2000:]
+    # The epoch line names the best point and the range over points.
+    assert re.search(
+      r"val_accuracy \S+% ± \S+ \(2 seeds\), best of 2 points: "
+      r"learning_rate=0\.0\d+; points \S+% to \S+%",
+      stdout,
+    ), stdout
   one, eight = (
     json.loads((tmp_path / n / "results.json").read_text())
     for n in ("one", "eight")
