@@ -115,12 +115,77 @@ def test_data_is_a_function_of_key_and_step():
   assert not np.array_equal(a["x"], task.train_batch(other, 3)["x"])
 
 
-def test_paper_variant_is_t_1000_and_periods_cover_it():
+def test_paper_variant_is_the_recalled_setting():
   config = adding_config.get_config("paper")
-  assert config.data.seq_len == 1000
-  lo, hi = config.model.tau_range
-  assert lo < 10 and hi > 0.25 * config.data.seq_len
-  assert config.model.shift_range[1] >= hi
+  assert (config.data.form, config.data.seq_len, config.data.jitter) == (
+    "paper",
+    500,
+    10,
+  )
+  np.testing.assert_allclose(config.model.tau_range, (1, np.e**2))
+  assert config.model.shift_range[1] >= np.e**8 - 1e-3
+
+
+def _paper_batch(batch_size=512, seq_len=500, jitter=10, seed=0):
+  return jax.device_get(
+    adding.sample_paper(jax.random.key(seed), batch_size, seq_len, jitter)
+  )
+
+
+def test_paper_form_lengths_values_and_markers():
+  b = _paper_batch()
+  x, t, mask = b["x"], b["t"], b["mask"]
+  assert x.shape == (512, 510, 2) and t.shape == mask.shape == (512, 510)
+  n = mask.sum(1)
+  assert n.min() == 490 and n.max() == 510  # U{490, ..., 510}, both ends
+  # Left padding: the real steps are the last n, their times 0, ..., n - 1.
+  for i in (0, 1, 2):
+    np.testing.assert_array_equal(mask[i], np.arange(510) >= 510 - n[i])
+    np.testing.assert_array_equal(t[i, 510 - n[i] :], np.arange(n[i]))
+  assert np.all(np.diff(t, axis=1)[mask[:, 1:] & mask[:, :-1]] == 1)
+  v, m = x[..., 0], x[..., 1]
+  assert np.all(v[mask] >= -0.5) and np.all(v[mask] < 0.5)
+  assert abs(v[mask].mean()) < 0.01 and np.all(v[~mask] == 0)
+  assert np.all(m.sum(1) == 2) and np.all(m[~mask] == 0)
+  pos = np.argsort(-m, axis=1, kind="stable")[:, :2]
+  first, second = np.sort(pos, axis=1).T - (510 - n)
+  assert np.all(first < np.ceil(n / 10)) and np.all(first >= 0)
+  assert np.all(second >= n // 2) and np.all(second < n)
+  # The positions cover their ranges, not a few of them.
+  assert first.min() == 0 and first.max() >= 48
+  assert second.min() <= 250 and second.max() >= 495
+  rows = np.arange(512)
+  pad = 510 - n
+  expected = v[rows, pad + first] + v[rows, pad + second]
+  np.testing.assert_allclose(b["target"], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_paper_form_trains_on_the_real_steps_only():
+  """Padding leaves the carry unchanged: the prediction of a sequence is
+  that of its unpadded steps alone."""
+  config = adding_config.get_config("smoke")
+  config.data.form = "paper"
+  config.data.seq_len, config.data.jitter = 30, 5
+  task, cell, params = _setup(config)
+  batch = jax.device_get(task.train_batch(jax.random.key(3), 0))
+  full = adding.predict(cell, params, batch, training=False)
+  i = int(np.argmin(batch["mask"].sum(1)))
+  real = batch["mask"][i]
+  alone = {k: v[i : i + 1, real] for k, v in batch.items() if v.ndim == 2}
+  alone["x"] = batch["x"][i : i + 1, real]
+  one = adding.predict(cell, params, alone, training=False)
+  np.testing.assert_allclose(full[i], one[0], rtol=1e-5, atol=1e-6)
+
+
+def test_bad_form_and_jitter_are_reported():
+  config = adding_config.get_config("smoke")
+  config.data.form = "hochreiter"
+  with pytest.raises(ValueError, match="config.data.form must be one of"):
+    adding.make_task(config)
+  config = adding_config.get_config("smoke")
+  config.data.form, config.data.seq_len, config.data.jitter = "paper", 30, 15
+  with pytest.raises(ValueError, match="config.data.jitter must be in"):
+    adding.make_task(config)
 
 
 def test_bad_seq_len_and_model_are_reported():
