@@ -2,10 +2,12 @@ r"""Event-based MNIST, Neil, Pfeiffer & Liu (NIPS 2016), sec. 4.3 (N-MNIST).
 
 The Phased LSTM classifies a digit from its event stream, one event at a
 time at the events' own times; the baseline LSTM reads the same events binned
-into 5 ms frames. Besides accuracy, the runs log the fraction of units the
-time gate updates (`update_fraction`) and the state updates per digit
-(`updates_per_sample`). Data and models: `experiments/nmnist.py`; the
-MNIST-to-events converter: `experiments/common/events.py`.
+into 5 ms frames (`lstm`) or one at a time with their time as an input
+feature (`event_lstm`, the event-driven baseline). Besides accuracy, the
+runs log the fraction of units the time gate updates (`update_fraction`)
+and the state updates per digit (`updates_per_sample`). Data and models:
+`experiments/nmnist.py`; the MNIST-to-events converter:
+`experiments/common/events.py`.
 
 Data: the digits of `config.data.dir` (default the offline copy
 `../shared/data/mnist`, relative to the repo root: the full 10,000-image test
@@ -65,7 +67,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config = common.base("experiments.nmnist")
 
   config.model = common.phased_lstm_model(
-    name="plstm",  # plstm | lstm
+    name="plstm",  # plstm | lstm (frames) | event_lstm (events, t a feature)
     hidden=64,
     # Fixed: a trained r_on drifts up (see the docstring), and with it the
     # updates that the Phased LSTM is meant to save.

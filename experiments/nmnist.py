@@ -38,7 +38,11 @@ Models (both embed each event's address, E = `config.model.embed`, N(0, 1)):
   lstm:  the same events binned into frames of `frame_ms` (F = 300 / frame_ms
          of them): a frame's input is the sum of its events' embeddings, i.e.
          a linear layer on the 34 x 34 x 2 event-count frame -> LSTM over
-         the F frames -> h -> Dense(10).
+         the F frames -> h -> Dense(10);
+  event_lstm: the LSTM on the events themselves, one step per event, its
+         input the embedding and the time t / 100 ms as one more feature
+         (the paper's event-driven baseline was a BN-LSTM; this one has no
+         batch norm), masked padding -> h after the last event -> Dense(10).
 A timed cell (`cell.timed`) reads the events at their times, any other cell
 reads the frames. The cells are those of `experiments/common/models.py`
 (peepholes, N(0, 0.1) weights, input-gate bias -0.1). tau ~ exp(U(log 5,
@@ -67,13 +71,15 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
 import plstm
 from experiments.common import events, mnist_data, models
 
-MODELS = ("plstm", "lstm")
+MODELS = ("plstm", "lstm", "event_lstm")
+TIME_UNIT_MS = 100.0  # the event LSTM's time feature: t / 100 ms
 SOURCES = ("mnist", "nmnist", "synthetic")
 NUM_ADDRESSES = 2 * events.SIZE * events.SIZE
 DURATION_MS = events.Sensor().duration_ms
@@ -267,14 +273,15 @@ def _check(config):
       raise ValueError(f"config.data.{field} must be >= 0, got {d[field]}.")
 
 
-def init_params(cell, embed_size: int, key: jax.Array) -> dict:
-  """Params {"embed", "rnn", "head"} of the classifier on `cell`."""
+def init_params(cell, embed_size: int, key: jax.Array, time_feature=False):
+  """Params {"embed", "rnn", "head"} of the classifier on `cell` (whose
+  input has one more feature, the time, with `time_feature`)."""
   k_embed, k_rnn, k_head = jax.random.split(key, 3)
   return {
     "embed": jax.random.normal(
       k_embed, (NUM_ADDRESSES, embed_size), jnp.float32
     ),
-    "rnn": cell.init(k_rnn, embed_size),
+    "rnn": cell.init(k_rnn, embed_size + int(time_feature)),
     "head": {
       "w": jax.nn.initializers.glorot_uniform()(
         k_head, (cell.hidden_size, 10), jnp.float32
@@ -302,17 +309,20 @@ def embed(table: jax.Array, address: jax.Array) -> jax.Array:
   return table[address]
 
 
-def logits(cell, frame_ms: float, params: dict, batch: dict, *, training: bool):
+def logits(
+  cell, frame_ms: float | None, params: dict, batch: dict, *, training: bool
+):
   """Class scores [B, 10] from h after the last event (a timed cell, fed
-  the events at their times) or the last frame of `frame_ms` (any other)."""
+  the events at their times; an untimed one with `frame_ms` None, fed the
+  events with their time as a feature) or the last frame of `frame_ms`."""
   x = embed(params["embed"], batch["address"])
-  if cell.timed:
+  if cell.timed or frame_ms is None:
+    inputs = (x, batch["t"])
+    if not cell.timed:
+      time = (batch["t"] / TIME_UNIT_MS)[..., None]
+      inputs = jnp.concatenate([x, time], axis=-1)
     carry, _ = plstm.scan(
-      cell,
-      params["rnn"],
-      (x, batch["t"]),
-      mask=batch["mask"],
-      training=training,
+      cell, params["rnn"], inputs, mask=batch["mask"], training=training
     )
   else:
     inputs = frames(x, batch["t"], batch["mask"], frame_ms)
@@ -320,7 +330,9 @@ def logits(cell, frame_ms: float, params: dict, batch: dict, *, training: bool):
   return carry.h @ params["head"]["w"] + params["head"]["b"]
 
 
-def update_metrics(cell, frame_ms: float, params: dict, batch: dict) -> dict:
+def update_metrics(
+  cell, frame_ms: float | None, params: dict, batch: dict
+) -> dict:
   """update_fraction, updates_per_sample, events_per_sample (see above)."""
   weight, mask = batch["weight"], batch["mask"].astype(jnp.float32)
   events_per_sample = jnp.sum(mask, axis=1)
@@ -333,7 +345,10 @@ def update_metrics(cell, frame_ms: float, params: dict, batch: dict) -> dict:
       cell.hidden_size * jnp.maximum(jnp.sum(weight * events_per_sample), 1),
     )
     per_sample = jnp.sum(updates, axis=1)
-  else:
+  elif frame_ms is None:  # every unit at every event
+    fraction = jnp.float32(1)
+    per_sample = events_per_sample * cell.hidden_size
+  else:  # every unit at every frame
     fraction = jnp.float32(1)
     per_sample = jnp.full_like(weight, num_frames(frame_ms) * cell.hidden_size)
   return {
@@ -348,7 +363,14 @@ def make_task(config) -> plstm.task.Task:
   encoded at the first batch that needs them."""
   _check(config)
   data, frame_ms = config.data, config.data.frame_ms
-  cell = models.make_cell(config.model)
+  events = config.model.name == "event_lstm"
+  if events:  # The LSTM of `lstm`, stepping through the events.
+    frame_ms = None
+    cell = models.make_cell(
+      ml_collections.ConfigDict({**config.model.to_dict(), "name": "lstm"})
+    )
+  else:
+    cell = models.make_cell(config.model)
 
   def loss(params, batch, key, *, training):
     """Weighted mean cross-entropy, accuracy and the update counts."""
@@ -369,7 +391,7 @@ def make_task(config) -> plstm.task.Task:
     return eval_batches(data)
 
   return plstm.task.Task(
-    init=lambda key, _: init_params(cell, config.model.embed, key),
+    init=lambda key, _: init_params(cell, config.model.embed, key, events),
     loss=loss,
     train_batch=functools.partial(train_batch, data),
     eval_batches=evaluate,

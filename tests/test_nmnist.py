@@ -287,3 +287,36 @@ def test_a_few_steps_fit_one_batch():
     params, state, loss = step(params, state)
     losses.append(float(loss))
   assert losses[-1] < 0.3 * losses[0]
+
+
+def test_the_event_lstm_steps_through_every_event_with_its_time():
+  """One step per real event, with t / 100 ms as a feature: the padding
+  changes nothing, and every unit updates at every event."""
+  config = _config("event_lstm")
+  task = nmnist.make_task(config)
+  params = task.init(KEY, KEY)
+  e = config.model.embed
+  assert params["rnn"]["w_x"].shape[0] == e + 1  # embedding + time
+  cell = _cell(_config("lstm"))  # the event LSTM's cell
+  s = _stream(20)
+  scores = []
+  for length in (20, 27):
+    batch = {k: v[None] for k, v in nmnist.encode(s, length).items()}
+    batch["address"] = batch["address"].astype(np.int32)
+    scores.append(nmnist.logits(cell, None, params, batch, training=False))
+  np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5, atol=1e-6)
+  # A later time changes the input: time is read.
+  batch["t"] = batch["t"] + 50.0
+  moved = nmnist.logits(cell, None, params, batch, training=False)
+  assert not np.allclose(moved, scores[1])
+
+  batch = _metrics_batch()
+  metrics = nmnist.update_metrics(cell, None, params, batch)
+  w, m = batch["weight"], batch["mask"]
+  h = config.model.hidden
+  np.testing.assert_allclose(
+    metrics["updates_per_sample"], np.mean(w * m.sum(1) * h), rtol=1e-6
+  )
+  assert metrics["update_fraction"] == 1
+  _, out = task.loss(params, batch, KEY, training=True)
+  assert set(out) >= {"loss", "accuracy", "updates_per_sample"}
