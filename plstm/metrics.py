@@ -7,9 +7,11 @@ the final plot and results.json speak of it.
 """
 
 import csv
+import importlib.metadata
 import io
 import json
 import os
+import platform
 from pathlib import Path
 
 import jax
@@ -129,8 +131,10 @@ def epoch_line(record: dict, metric: str, models: packing.Models) -> str:
 def results(
   config, history: list[dict], models: packing.Models, stopped: bool, reached
 ) -> dict:
-  """The summary of a run, as results.json holds it; a packed run's adds
-  `points` (`point_table`)."""
+  """The summary of a run, as results.json holds it: the final and best
+  validation metrics, the config, every evaluation's record (`history`,
+  per seed or per model) and the machine; a packed run's adds `points`
+  (`point_table`)."""
   name = f"val_{config.metric}"
   extra = {}
   if len(models.points) > 1:
@@ -151,6 +155,33 @@ def results(
     "wall_time_s": history[-1]["wall_time_s"],
     "config": config.to_dict(),
     **extra,
+    "history": history,
+    "machine": machine(),
+  }
+
+
+def machine() -> dict:
+  """Where a run ran: the platform, cores, devices and library versions."""
+  versions = {"python": platform.python_version()}
+  for package in (
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "orbax-checkpoint",
+    "numpy",
+  ):
+    try:
+      versions[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      versions[package] = None
+  return {
+    "platform": platform.platform(),
+    "cpu_cores": os.cpu_count(),
+    "backend": jax.default_backend(),
+    "device_kind": jax.devices()[0].device_kind,
+    "devices": jax.device_count(),
+    "versions": versions,
   }
 
 

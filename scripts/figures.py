@@ -10,7 +10,10 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   python scripts/figures.py curves --runs=/tmp/add_plstm,/tmp/add_lstm \
       --labels="Phased LSTM,LSTM" --metric=val_loss --out=docs/adding.png
 
-Each workdir's `metrics.jsonl` (written by `plstm.train`) is the source.
+Each run's `results.json` (its `history` of evaluations, per seed) is the
+source, so that the committed summaries under `results/` redraw every figure
+on any machine; a run without one (still going) is read from its
+`metrics.jsonl`.
 """
 
 import json
@@ -53,13 +56,24 @@ NAMES = {"plstm": "Phased LSTM", "bn_lstm": "BN-LSTM", "lstm": "LSTM"}
 
 
 def read_history(workdir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
-  """(steps [N], values [N, S]) of `metric` in a run's metrics.jsonl."""
-  path = Path(workdir) / "metrics.jsonl"
-  if not path.exists():
-    raise FileNotFoundError(f"{path} not found: is {workdir} a run's workdir?")
+  """(steps [N], values [N, S]) of `metric` in a run's results.json (its
+  `history` of evaluations: a finished run, or its summary committed under
+  results/) or, for a validation metric not there or a run still going,
+  its metrics.jsonl."""
+  workdir = Path(workdir)
+  records = []
+  summary = workdir / "results.json"
+  if summary.exists():
+    records = json.loads(summary.read_text()).get("history", [])
+  if not any(metric in r for r in records):
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+      raise FileNotFoundError(
+        f"{path} not found: is {workdir} a run's workdir?"
+      )
+    records = [json.loads(line) for line in path.read_text().splitlines()]
   steps, values = [], []
-  for line in path.read_text().splitlines():
-    record = json.loads(line)
+  for record in records:
     if metric in record:
       steps.append(record["step"])
       values.append(record.get(f"{metric}_per_seed", [record[metric]]))

@@ -56,3 +56,19 @@ def test_figures_are_drawn(tmp_path):
   )
   ax = fig.axes[0]
   np.testing.assert_allclose(ax.lines[0].get_ydata(), [48.75, 97.5])
+
+
+def test_a_committed_summary_alone_redraws_the_curves(tmp_path):
+  """results.json's history is enough: no metrics.jsonl, no checkpoints."""
+  run = tmp_path / "results" / "run"
+  run.mkdir(parents=True)
+  history = [
+    {"step": 10, "val_accuracy": 0.5, "val_accuracy_per_seed": [0.4, 0.6]},
+    {"step": 20, "val_accuracy": 0.8, "val_accuracy_per_seed": [0.7, 0.9]},
+  ]
+  (run / "results.json").write_text(json.dumps({"history": history}))
+  steps, values = figures.read_history(run, "val_accuracy")
+  np.testing.assert_array_equal(steps, [10, 20])
+  np.testing.assert_allclose(values, [[0.4, 0.6], [0.7, 0.9]])
+  fig = figures.curves([run], ["run"], "val_accuracy")
+  np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [50, 80])

@@ -158,6 +158,10 @@ def _assert_packed_equals_separate(tmp_path, module, pack: dict, seeds: int):
         )
   rows = packed["points"]
   assert [r["point"] for r in rows] == models.names()
+  # results.json keeps every evaluation and where the run ran.
+  assert packed["history"][-1] == packed["final"]
+  assert len(packed["history"]) == config.num_epochs
+  assert packed["machine"]["versions"]["jax"] == jax.__version__
   final = np.reshape(packed["final"][f"{metric}_per_model"], (-1, seeds))
   np.testing.assert_allclose([r[metric] for r in rows], final.mean(1))
   for name in ("summary.csv", "summary.md", "sweep.png"):
