@@ -18,25 +18,22 @@ from pathlib import Path
 
 import jax
 from absl import app, flags
-from ml_collections import config_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plstm import packing, parallel, steps, train  # noqa: E402
 from plstm import task as task_lib  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.")
+# --config and --cpu_devices are plstm.train's flags; no workdir is written.
+flags.FLAGS.set_default("workdir", "unused")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed training steps.")
 _BUDGET = flags.DEFINE_float("budget_s", 3600.0, "A run's time budget.")
-_CPU_DEVICES = flags.DEFINE_integer(
-  "cpu_devices", None, "Host CPU devices (default: one per core)."
-)
 
 
 def main(argv):
   del argv
-  train._use_cpu_devices(_CPU_DEVICES.value)
-  config = _CONFIG.value
+  train._use_cpu_devices(flags.FLAGS.cpu_devices)
+  config = flags.FLAGS.config
   models = packing.models(config)
   task = task_lib.load(config)
   build = train.builder(config, task)
@@ -81,5 +78,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config"])
   app.run(main)
