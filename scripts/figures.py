@@ -10,6 +10,12 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   python scripts/figures.py curves --runs=/tmp/add_plstm,/tmp/add_lstm \
       --labels="Phased LSTM,LSTM" --metric=val_loss --out=docs/adding.png
 
+  # The README's task-1 table, from the committed summaries (the block
+  # between <!-- task1 --> and <!-- /task1 -->), and its figure:
+  python scripts/figures.py table --root=results/task1 --out=README.md
+  python scripts/figures.py bars --root=results/task1 \
+      --out=docs/figures/task1_study.png
+
 Each run's `results.json` (its `history` of evaluations, per seed) is the
 source, so that the committed summaries under `results/` redraw every figure
 on any machine; a run without one (still going) is read from its
@@ -159,6 +165,68 @@ def task1_bars(root: Path) -> Figure:
   return fig
 
 
+CONDITION_NAMES = {"regular": "1 ms", "highres": "0.1 ms", "async": "async"}
+
+
+def verdict(ours: float, paper: float, paper_std: float) -> str:
+  """reproduced: ours at least the paper's, or within max(1, its std)
+  points below; close: within 5 points below; else not."""
+  gap = paper - ours
+  if gap <= max(1.0, paper_std):
+    return "reproduced"
+  return "close" if gap <= 5.0 else "not"
+
+
+def task1_rows(root: Path) -> list[str]:
+  """The README's task-1 rows, one per run under ROOT/{condition}/{model}
+  with a results.json: command, budget, seeds, ours (final validation
+  accuracy, mean ± std over seeds), the paper's, and a verdict."""
+  rows = [
+    "| task 1 (`freq_task.py:paper`) | model | budget | seeds | ours | "
+    "paper (epoch 70) | |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  for condition in ("regular", "highres", "async"):
+    for model in ("plstm", "bn_lstm", "lstm"):
+      path = root / condition / model / "results.json"
+      if not path.exists():
+        continue
+      results = json.loads(path.read_text())
+      final = results["final"]
+      per_seed = 100 * np.asarray(
+        final.get("val_accuracy_per_seed", [final["val_accuracy"]])
+      )
+      epochs = final["epoch"]
+      paper, paper_std = PAPER_TASK1[condition][model]
+      word = verdict(per_seed.mean(), paper, paper_std)
+      if word != "reproduced" and epochs < 70:
+        word += f" ({epochs} of 70 epochs)"
+      command = (
+        f"`--config.data.condition={condition} --config.model.name={model}"
+        f" --config.num_epochs={epochs} --config.num_seeds="
+        f"{len(results['seeds'])} --config.seed={results['seeds'][0]}`"
+      )
+      rows.append(
+        f"| {CONDITION_NAMES[condition]}: {command} | {NAMES[model]} | "
+        f"{epochs} epochs, {final['step']} steps | {len(per_seed)} | "
+        f"{per_seed.mean():.1f} ± {per_seed.std():.1f}% | "
+        f"{paper:.1f} ± {paper_std:.1f}% | {word} |"
+      )
+  return rows
+
+
+def write_block(readme: Path, name: str, lines: list[str]):
+  """Replaces the lines between `<!-- NAME -->` and `<!-- /NAME -->` in
+  `readme` with `lines`."""
+  text = readme.read_text()
+  start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+  if start not in text or end not in text:
+    raise ValueError(f"{readme} has no {start} ... {end} block.")
+  head, rest = text.split(start, 1)
+  _, tail = rest.split(end, 1)
+  readme.write_text(head + start + "\n" + "\n".join(lines) + "\n" + end + tail)
+
+
 def main(argv):
   try:
     draw(argv)
@@ -167,8 +235,17 @@ def main(argv):
 
 
 def draw(argv):
-  if len(argv) != 2 or argv[1] not in ("bars", "curves"):
-    raise app.UsageError("Usage: figures.py bars|curves --out=FILE.png ...")
+  if len(argv) != 2 or argv[1] not in ("bars", "curves", "table"):
+    raise app.UsageError(
+      "Usage: figures.py bars|curves --out=FILE.png ... | table"
+    )
+  if argv[1] == "table":
+    if not _ROOT.value:
+      raise app.UsageError("table needs --root, the task-1 results.")
+    rows = task1_rows(Path(_ROOT.value))
+    write_block(Path(_OUT.value), "task1", rows)
+    print(f"Wrote {len(rows) - 2} rows into {_OUT.value}")
+    return
   if argv[1] == "bars":
     if not _ROOT.value:
       raise app.UsageError("bars needs --root, the sweep's directory.")

@@ -72,3 +72,51 @@ def test_a_committed_summary_alone_redraws_the_curves(tmp_path):
   np.testing.assert_allclose(values, [[0.4, 0.6], [0.7, 0.9]])
   fig = figures.curves([run], ["run"], "val_accuracy")
   np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [50, 80])
+
+
+def _summary(path, per_seed, epoch=17):
+  path.mkdir(parents=True)
+  final = {
+    "step": 157 * epoch,
+    "epoch": epoch,
+    "val_accuracy": float(np.mean(per_seed)),
+    "val_accuracy_per_seed": per_seed,
+  }
+  summary = {"seeds": [1, 2], "final": final, "history": [final]}
+  (path / "results.json").write_text(json.dumps(summary))
+
+
+def test_the_task1_table_is_generated_into_the_readme(tmp_path):
+  _summary(tmp_path / "regular/plstm", [0.99, 0.995])
+  _summary(tmp_path / "async/lstm", [0.5, 0.54])
+  readme = tmp_path / "README.md"
+  readme.write_text("intro\n<!-- task1 -->\nold\n<!-- /task1 -->\nend\n")
+  figures.write_block(readme, "task1", figures.task1_rows(tmp_path))
+  text = readme.read_text()
+  assert (
+    text.startswith("intro\n<!-- task1 -->\n| task 1") and "old" not in text
+  )
+  assert text.endswith("<!-- /task1 -->\nend\n")
+  rows = [
+    r
+    for r in text.splitlines()
+    if r.startswith("| 1 ms") or r.startswith("| async")
+  ]
+  assert len(rows) == 2
+  assert "| Phased LSTM | 17 epochs, 2669 steps | 2 | 99.2 ± 0.2% |" in rows[0]
+  assert rows[0].endswith("| 99.3 ± 0.2% | reproduced |")
+  assert rows[1].endswith("| 69.0 ± 13.3% | not (17 of 70 epochs) |")
+
+
+@pytest.mark.parametrize(
+  "ours, paper, std, word",
+  [
+    (99.0, 99.3, 0.2, "reproduced"),
+    (97.0, 99.3, 0.2, "close"),
+    (60.0, 69.0, 13.3, "reproduced"),
+    (80.0, 99.0, 0.5, "not"),
+    (99.9, 99.0, 0.1, "reproduced"),
+  ],
+)
+def test_verdicts(ours, paper, std, word):
+  assert figures.verdict(ours, paper, std) == word
