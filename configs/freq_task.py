@@ -21,6 +21,11 @@ highres / async).
 Smoke (seconds; run by the tests):
   python -m plstm.train --config=configs/freq_task.py:smoke --workdir=/tmp/s
 
+The README's study (results/task1): every cell of the grid with 5 seeds
+packed, 17 epochs (the most that fit all nine in about 2.5 h on a 2-core
+CPU; the 0.1 ms condition costs 10x the others):
+  scripts/freq_task_sweep.sh /tmp/task1 paper 5 --config.num_epochs=17
+
 The paper's grid (`get_sweep`: 3 conditions x 3 models), 5 seeds a run:
   python scripts/sweep.py --config=configs/freq_task.py:paper \
       --root=/tmp/task1 --run --config.seed=1 --config.num_seeds=5
