@@ -281,3 +281,26 @@ def test_a_killed_packed_run_resumes_bit_identically(tmp_path):
     ]
 
   assert untimed(tmp_path / "whole") == untimed(tmp_path / "killed")
+
+
+@pytest.mark.parametrize(
+  "change, model_devices, message",
+  [
+    (
+      {"data.batch_size": 7},
+      1,
+      r"batch_size \(7\) must be a multiple of the 2 devices of the data axis",
+    ),
+    ({"num_seeds": 3}, 2, r"--model_devices=2 must divide the 3 models"),
+    ({}, 3, r"the model axis \(3 devices\) must divide the 2 devices"),
+  ],
+)
+def test_a_mesh_that_does_not_fit_is_one_line(
+  change, model_devices, message, tmp_path
+):
+  config = _config()
+  config.update_from_flattened_dict(change)
+  with pytest.raises(ValueError, match=message) as e:
+    train.train_and_evaluate(config, tmp_path / "run", model_devices)
+  assert "\n" not in str(e.value)
+  assert not (tmp_path / "run/metrics.jsonl").exists()
