@@ -35,6 +35,15 @@ def _both(loss, params, batch):
   return one, every
 
 
+def _task_both(task, training: bool):
+  """`_both` of a task's loss, at its init and first training batch."""
+
+  def loss(p, b):
+    return task.loss(p, b, KEY, training=training)
+
+  return _both(loss, task.init(KEY, KEY), task.train_batch(KEY, 0))
+
+
 def _lstm_loss(params, batch):
   _, h = plstm.scan(plstm.LSTM(8), params, batch["x"], mask=batch["mask"])
   loss = jnp.mean((h[:, -1, 0] - batch["y"]) ** 2)
@@ -62,15 +71,7 @@ def test_the_frequency_task_classifier_equals_one_device(model):
   """bn_lstm's batch statistics are the whole batch's (`data_sum`)."""
   config = freq_config.get_config("smoke")
   config.model.name = model
-  task = freq_task.make_task(config)
-  params = task.init(KEY, KEY)
-  batch = task.train_batch(KEY, 0)
-
-  def loss(p, b):
-    return task.loss(p, b, KEY, training=True)
-
-  one, every = _both(loss, params, batch)
-  _close(one, every, rtol=2e-5)
+  _close(*_task_both(freq_task.make_task(config), training=True), rtol=2e-5)
 
 
 def test_sequence_cross_entropy_counts_the_whole_batchs_tokens():
@@ -107,16 +108,8 @@ def test_the_firing_rate_regulariser_uses_the_whole_batchs_rate():
 
 
 def test_the_language_model_sums_and_counts_the_whole_batch():
-  config = lm_config.get_config("smoke")
-  task = language_model.make_task(config)
-  params = task.init(KEY, KEY)
-  batch = task.train_batch(KEY, 0)
-
-  def loss(p, b):
-    return task.loss(p, b, KEY, training=False)
-
-  one, every = _both(loss, params, batch)
-  _close(one, every, rtol=2e-5)
+  task = language_model.make_task(lm_config.get_config("smoke"))
+  _close(*_task_both(task, training=False), rtol=2e-5)
 
 
 def test_outside_a_data_parallel_step_the_helpers_are_plain():
