@@ -88,12 +88,37 @@ def read_history(workdir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
   return np.array(steps), np.array(values)
 
 
+def read_points(workdir: Path, metric: str) -> list[tuple[str, tuple]]:
+  """(label, (steps [N], values [N, S])) per point of a packed run's
+  results.json (`points`, and `metric`_per_model in its history)."""
+  results = json.loads((Path(workdir) / "results.json").read_text())
+  if "points" not in results:
+    raise ValueError(f"{workdir}/results.json is not a packed run's.")
+  records = [r for r in results["history"] if f"{metric}_per_model" in r]
+  if not records:
+    raise ValueError(f"{workdir}/results.json has no {metric!r} per model.")
+  steps = np.array([r["step"] for r in records])
+  seeds = len(results["seeds"])
+  values = np.array([r[f"{metric}_per_model"] for r in records])
+  values = values.reshape(len(records), -1, seeds)  # [N, P, S]
+  return [
+    (row["point"], (steps, values[:, i]))
+    for i, row in enumerate(results["points"])
+  ]
+
+
 def curves(runs: Sequence[Path], labels: Sequence[str], metric: str) -> Figure:
-  """One line per run: the mean over seeds, with a min-max band."""
+  """One line per run (or per point of a packed run): the mean over seeds,
+  with a min-max band."""
+  series = []
+  for run, label in zip(runs, labels, strict=True):
+    if "points" in _summary(run):
+      series += [(f"{label} {p}", h) for p, h in read_points(run, metric)]
+    else:
+      series.append((label, read_history(run, metric)))
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
-  for run, label in zip(runs, labels, strict=True):
-    steps, values = read_history(run, metric)
+  for label, (steps, values) in series:
     scale = 100 if "accuracy" in metric else 1
     line = ax.plot(steps, scale * values.mean(1), label=label)[0]
     if values.shape[1] > 1:
@@ -110,6 +135,11 @@ def curves(runs: Sequence[Path], labels: Sequence[str], metric: str) -> Figure:
   ax.legend()
   fig.tight_layout()
   return fig
+
+
+def _summary(run: Path) -> dict:
+  path = Path(run) / "results.json"
+  return json.loads(path.read_text()) if path.exists() else {}
 
 
 def task1_bars(root: Path) -> Figure:
