@@ -10,9 +10,9 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   python scripts/figures.py curves --runs=/tmp/add_plstm,/tmp/add_lstm \
       --labels="Phased LSTM,LSTM" --metric=val_loss --out=docs/adding.png
 
-  # The README's task-1 table, from the committed summaries (the block
-  # between <!-- task1 --> and <!-- /task1 -->), and its figure:
-  python scripts/figures.py table --root=results/task1 --out=README.md
+  # The README's tables, from the committed summaries under ROOT (the
+  # blocks <!-- task1 --> ... <!-- /task1 -->, and task2), and a figure:
+  python scripts/figures.py table --root=results --out=README.md
   python scripts/figures.py bars --root=results/task1 \
       --out=docs/figures/task1_study.png
 
@@ -31,7 +31,9 @@ import numpy as np
 from absl import app, flags
 from matplotlib.figure import Figure
 
-_ROOT = flags.DEFINE_string("root", None, "bars: the sweep's root directory.")
+_ROOT = flags.DEFINE_string(
+  "root", None, "bars: the sweep's root directory; table: results/."
+)
 _RUNS = flags.DEFINE_list("runs", [], "curves: workdirs, one curve each.")
 _LABELS = flags.DEFINE_list("labels", [], "curves: one label per run.")
 _METRIC = flags.DEFINE_string("metric", "val_accuracy", "curves: the metric.")
@@ -250,6 +252,46 @@ def task1_rows(root: Path) -> list[str]:
   return rows
 
 
+# Task 2 (freq_combo_task), the Phased LSTM of the official figure
+# (B_Freq_Combo_Task.ipynb, read off the image): about 90% at epoch 50.
+PAPER_TASK2 = {"plstm": (90.0, 50)}
+
+
+def task2_rows(root: Path) -> list[str]:
+  """The README's task-2 rows, one per model under ROOT/{model} with a
+  results.json, compared with the official figure's accuracy at epoch 50."""
+  rows = [
+    "| task 2 (`freq_combo_task.py:paper`) | model | budget | seeds | ours "
+    "| paper | |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  for model, (paper, at) in PAPER_TASK2.items():
+    path = root / model / "results.json"
+    if not path.exists():
+      continue
+    results = json.loads(path.read_text())
+    final = results["final"]
+    per_seed = 100 * np.asarray(
+      final.get("val_accuracy_per_seed", [final["val_accuracy"]])
+    )
+    epochs = final["epoch"]
+    word = verdict(per_seed.mean(), paper)
+    if word != "reproduced" and epochs < at:
+      word += f" ({epochs} of {at} epochs)"
+    command = (
+      f"`--config.model.name={model} --config.num_epochs={epochs} "
+      f"--config.num_seeds={len(results['seeds'])} "
+      f"--config.seed={results['seeds'][0]}`"
+    )
+    rows.append(
+      f"| 110 units: {command} | {NAMES[model]} | {epochs} epochs, "
+      f"{final['step']} steps | {len(per_seed)} | {per_seed.mean():.1f} ± "
+      f"{per_seed.std():.1f}% | about {paper:.0f}% at epoch {at} (read off "
+      f"the official figure) | {word} |"
+    )
+  return rows
+
+
 def write_block(readme: Path, name: str, lines: list[str]):
   """Replaces the lines between `<!-- NAME -->` and `<!-- /NAME -->` in
   `readme` with `lines`."""
@@ -259,7 +301,8 @@ def write_block(readme: Path, name: str, lines: list[str]):
     raise ValueError(f"{readme} has no {start} ... {end} block.")
   head, rest = text.split(start, 1)
   _, tail = rest.split(end, 1)
-  readme.write_text(head + start + "\n" + "\n".join(lines) + "\n" + end + tail)
+  body = "".join(line + "\n" for line in lines)
+  readme.write_text(head + start + "\n" + body + end + tail)
 
 
 def main(argv):
@@ -275,11 +318,13 @@ def draw(argv):
       "Usage: figures.py bars|curves --out=FILE.png ... | table"
     )
   if argv[1] == "table":
-    if not _ROOT.value:
-      raise app.UsageError("table needs --root, the task-1 results.")
-    rows = task1_rows(Path(_ROOT.value))
-    write_block(Path(_OUT.value), "task1", rows)
-    print(f"Wrote {len(rows) - 2} rows into {_OUT.value}")
+    root = Path(_ROOT.value or "results")
+    for name, rows in (
+      ("task1", task1_rows(root / "task1")),
+      ("task2", task2_rows(root / "task2")),
+    ):
+      write_block(Path(_OUT.value), name, rows if len(rows) > 2 else [])
+      print(f"Wrote {len(rows) - 2} {name} rows into {_OUT.value}")
     return
   if argv[1] == "bars":
     if not _ROOT.value:

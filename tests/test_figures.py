@@ -121,3 +121,11 @@ def test_the_task1_table_is_generated_into_the_readme(tmp_path):
 )
 def test_verdicts(ours, paper, word):
   assert figures.verdict(ours, paper) == word
+
+
+def test_the_task2_row_compares_with_the_figures_epoch_50(tmp_path):
+  _summary(tmp_path / "plstm", [0.86, 0.88], epoch=33)
+  rows = figures.task2_rows(tmp_path)
+  assert len(rows) == 3
+  assert "| Phased LSTM | 33 epochs, 5181 steps | 2 | 87.0 ± 1.0% |" in rows[2]
+  assert rows[2].endswith("| close (33 of 50 epochs) |")
