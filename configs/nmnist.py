@@ -5,7 +5,8 @@ time at the events' own times; the baseline LSTM reads the same events binned
 into 5 ms frames (`lstm`) or one at a time with their time as an input
 feature (`event_lstm`, the event-driven baseline). Besides accuracy, the
 runs log the fraction of units the time gate updates (`update_fraction`)
-and the state updates per digit (`updates_per_sample`). Data and models:
+and the state updates per digit (`updates_per_sample`, and per unit
+`updates_per_neuron`). Data and models:
 `experiments/nmnist.py`; the MNIST-to-events converter:
 `experiments/common/events.py`.
 

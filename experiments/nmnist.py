@@ -55,7 +55,9 @@ Metrics, besides loss and accuracy:
     with alpha = 0 (as in evaluation), averaged over the real events; 1 for
     the LSTM, which updates every unit at every frame;
   updates_per_sample: state updates per digit, events x H x fraction for
-    the Phased LSTM, F x H for the LSTM;
+    the Phased LSTM, F x H for the LSTM, events x H for the event LSTM;
+  updates_per_neuron: the same per unit, updates_per_sample / H (the
+    paper's measure of cost: state updates per neuron per digit);
   events_per_sample: the real events fed per digit.
 
 Notes:
@@ -333,7 +335,8 @@ def logits(
 def update_metrics(
   cell, frame_ms: float | None, params: dict, batch: dict
 ) -> dict:
-  """update_fraction, updates_per_sample, events_per_sample (see above)."""
+  """update_fraction, updates_per_sample, updates_per_neuron,
+  events_per_sample (see above)."""
   weight, mask = batch["weight"], batch["mask"].astype(jnp.float32)
   events_per_sample = jnp.sum(mask, axis=1)
   if cell.timed:
@@ -354,6 +357,7 @@ def update_metrics(
   return {
     "update_fraction": fraction,
     "updates_per_sample": jnp.mean(weight * per_sample),
+    "updates_per_neuron": jnp.mean(weight * per_sample) / cell.hidden_size,
     "events_per_sample": jnp.mean(weight * events_per_sample),
   }
 

@@ -1,6 +1,7 @@
 """scripts/figures.py reads run histories and draws the suite's figures."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +87,16 @@ def _summary(path, per_seed, epoch=17):
   (path / "results.json").write_text(json.dumps(summary))
 
 
+def test_the_task1_bars_are_drawn_from_committed_summaries(tmp_path):
+  """results/task1 holds results.json alone: each run gets its bar."""
+  _summary(tmp_path / "regular/plstm", [0.99, 0.97])
+  _summary(tmp_path / "async/lstm", [0.5, 0.6])
+  bar_ax = figures.task1_bars(tmp_path).axes[0]
+  ours = [p.get_height() for p in bar_ax.patches if p.get_hatch() is None]
+  np.testing.assert_allclose(sorted(ours), [55.0, 98.0])
+  assert len(bar_ax.patches) == 9 + 2  # the paper's 9, hatched, and ours
+
+
 def test_the_task1_table_is_generated_into_the_readme(tmp_path):
   _summary(tmp_path / "regular/plstm", [0.99, 0.995])
   _summary(tmp_path / "async/lstm", [0.5, 0.54])
@@ -129,3 +140,151 @@ def test_the_task2_row_compares_with_the_figures_epoch_50(tmp_path):
   assert len(rows) == 3
   assert "| Phased LSTM | 33 epochs, 5181 steps | 2 | 87.0 ± 1.0% |" in rows[2]
   assert rows[2].endswith("| close (33 of 50 epochs) |")
+
+
+def test_first_below_is_per_seed_and_none_where_never():
+  steps = np.array([100, 200, 300])
+  values = np.array([[0.2, 0.2, 0.2], [0.005, 0.2, 0.2], [0.001, 0.01, 0.2]])
+  assert figures.first_below(steps, values, 0.01) == [200, 300, None]
+
+
+def _adding_results(tmp_path):
+  """A packed Phased LSTM run (two period ranges, 2 seeds) and an LSTM."""
+  steps = [200, 400, 600]
+  lstm = [[0.16, 0.17], [0.05, 0.16], [0.009, 0.02]]  # [N, S]
+  plstm = [  # [N, P * S]: point 0 solves at 400 and 600, point 1 never
+    [0.1, 0.16, 0.16, 0.16],
+    [0.008, 0.05, 0.16, 0.16],
+    [0.002, 0.004, 0.15, 0.16],
+  ]
+  (tmp_path / "lstm").mkdir(parents=True)
+  (tmp_path / "lstm/results.json").write_text(
+    json.dumps(
+      {
+        "seeds": [1, 2],
+        "steps": 600,
+        "final": {"val_mse": 0.0145, "val_mse_per_seed": lstm[-1]},
+        "history": [
+          {"step": s, "val_mse": np.mean(v), "val_mse_per_seed": v}
+          for s, v in zip(steps, lstm, strict=True)
+        ],
+      }
+    )
+  )
+  (tmp_path / "plstm").mkdir()
+  points = [
+    {
+      "point": f"tau_range={r}",
+      "model.tau_range": r,
+      "val_mse_per_seed": plstm[-1][2 * i : 2 * i + 2],
+    }
+    for i, r in enumerate([[1.0, 7.389], [403.4, 2981.0]])
+  ]
+  (tmp_path / "plstm/results.json").write_text(
+    json.dumps(
+      {
+        "seeds": [1, 2],
+        "steps": 600,
+        "points": points,
+        "history": [
+          {"step": s, "val_mse_per_model": v}
+          for s, v in zip(steps, plstm, strict=True)
+        ],
+      }
+    )
+  )
+
+
+def test_the_adding_rows_compare_each_period_range_with_the_lstm(tmp_path):
+  _adding_results(tmp_path)
+  rows = figures.adding_rows(tmp_path)
+  assert len(rows) == 2 + 3
+  lstm, fast, slow = rows[2:]
+  # The LSTM: seed 0 solves at step 600, seed 1 never.
+  assert (
+    "| LSTM | 600 steps | 2 | 0.0145 ± 0.0055 | 600 (1 of 2 seeds) |" in lstm
+  )
+  assert "τ ~ exp(U(0, 2))" in fast and "exp(U(6, 8))" in slow
+  assert '--config.model.tau_range="(1.0, 7.389)"' in fast
+  # (400 + 600) / 2 = 500 steps against the LSTM's 600: 1.2x as fast.
+  assert fast.endswith("| 0.0030 ± 0.0010 | 500 | 1.2x as fast |")
+  assert slow.endswith("| none of 2 seeds | not solved |")
+
+
+def test_the_adding_curves_have_one_line_per_period_range(tmp_path):
+  _adding_results(tmp_path)
+  fig = figures.curves(
+    [tmp_path / "plstm", tmp_path / "lstm"], ["PLSTM", "LSTM"], "val_mse"
+  )
+  ax = fig.axes[0]
+  assert len(ax.lines) == 3 and ax.get_yscale() == "log"
+  np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.13, 0.029, 0.003])
+
+
+def _nmnist_run(path, model, accuracy, per_neuron, events):
+  path.mkdir(parents=True)
+  final = {
+    "epoch": 2,
+    "step": 1418,
+    "val_accuracy": float(np.mean(accuracy)),
+    "val_accuracy_per_seed": accuracy,
+    "val_updates_per_neuron": per_neuron,
+    "val_events_per_sample": events,
+  }
+  config = {
+    "model": {"name": model},
+    "data": {"max_events": 4096, "train_size": 0},
+    "num_epochs": 2,
+    "num_seeds": len(accuracy),
+    "seed": 1,
+  }
+  summary = {"final": final, "history": [final], "config": config}
+  (path / "results.json").write_text(json.dumps(summary))
+
+
+def test_the_nmnist_rows_give_accuracy_updates_and_the_saving(tmp_path):
+  _nmnist_run(tmp_path / "plstm", "plstm", [0.95, 0.97], 250.0, 4900.0)
+  _nmnist_run(
+    tmp_path / "event_lstm", "event_lstm", [0.94, 0.94], 4900.0, 4900.0
+  )
+  _nmnist_run(tmp_path / "lstm", "lstm", [0.98], 60.0, 4900.0)
+  rows = figures.nmnist_rows(tmp_path)
+  assert len(rows) == 2 + 3
+  plstm, event, frames = rows[2:]
+  assert plstm.startswith(
+    "| `--config.model.name=plstm --config.data.max_events=4096"
+  )
+  assert "| 2 epochs, 1418 steps | 2 | 96.0 ± 1.0% | 250 | 4,900 |" in plstm
+  assert plstm.endswith(
+    "| about 97.3% (recalled; real N-MNIST) | close; +2.0 points against "
+    "the event LSTM with 20x fewer updates |"
+  )
+  assert "| 94.0 ± 0.0% | 4,900 |" in event and event.endswith("|  |  |")
+  assert "| LSTM (5 ms frames) |" in frames and "| 60 |" in frames
+  out = tmp_path / "nmnist.png"
+  fig = figures.nmnist_figure(tmp_path)
+  fig.savefig(out)
+  assert len(fig.axes[0].lines) == 3 and out.stat().st_size > 5000
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_tables_are_those_of_the_committed_results(tmp_path):
+  """Regenerating every block from results/ leaves the README unchanged."""
+  readme = tmp_path / "README.md"
+  readme.write_text((REPO / "README.md").read_text())
+  blocks = figures.tables(REPO / "results")
+  assert blocks["task1"] and blocks["task2"]
+  for name, rows in blocks.items():
+    figures.write_block(readme, name, rows)
+  assert readme.read_text() == (REPO / "README.md").read_text()
+
+
+def test_the_task1_figure_redraws_from_the_committed_results(tmp_path):
+  runs = sorted((REPO / "results/task1").glob("*/*/results.json"))
+  assert len(runs) >= 6
+  fig = figures.task1_bars(REPO / "results/task1")
+  ours = [p for p in fig.axes[0].patches if p.get_hatch() is None]
+  assert len(ours) == len(runs)
+  fig.savefig(tmp_path / "task1.png")

@@ -130,6 +130,9 @@ def test_update_fraction_equals_a_numpy_recount():
     metrics["updates_per_sample"], np.mean(w * opened.sum(1)), rtol=1e-5
   )
   np.testing.assert_allclose(
+    metrics["updates_per_neuron"], np.mean(w * opened.sum(1)) / h, rtol=1e-5
+  )
+  np.testing.assert_allclose(
     metrics["events_per_sample"], np.mean(w * m.sum(1)), rtol=1e-6
   )
 
@@ -142,6 +145,7 @@ def test_the_frame_lstm_updates_every_unit_every_frame():
   _, metrics = task.loss(params, batch, KEY, training=False)
   assert metrics["update_fraction"] == 1
   assert metrics["updates_per_sample"] == 60 * config.model.hidden
+  assert metrics["updates_per_neuron"] == 60
   assert set(metrics) >= {"loss", "accuracy", "events_per_sample"}
 
 
@@ -316,6 +320,9 @@ def test_the_event_lstm_steps_through_every_event_with_its_time():
   h = config.model.hidden
   np.testing.assert_allclose(
     metrics["updates_per_sample"], np.mean(w * m.sum(1) * h), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    metrics["updates_per_neuron"], np.mean(w * m.sum(1)), rtol=1e-6
   )
   assert metrics["update_fraction"] == 1
   _, out = task.loss(params, batch, KEY, training=True)
