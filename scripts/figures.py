@@ -200,7 +200,7 @@ def task1_bars(root: Path) -> Figure:
   bar_ax.set_title("ours (solid) and paper (hatched)")
   bar_ax.legend(loc="lower left", fontsize=8)
   for ax, condition in zip(curve_axes, conditions, strict=True):
-    ax.set_title(condition)
+    ax.set_title(CONDITION_NAMES[condition])
     ax.set_xlabel("training step")
     ax.set_ylim(45, 100)
     ax.grid(alpha=0.3)
