@@ -118,6 +118,26 @@ def read_points(workdir: Path, metric: str) -> list[tuple[str, tuple]]:
   ]
 
 
+def _per_seed(final: dict, name: str) -> np.ndarray:
+  """`name`'s value per seed in a run's `final` record (one seed: [value])."""
+  return np.asarray(final.get(f"{name}_per_seed", [final[name]]))
+
+
+def _band(ax, steps, values, label: str, scale: float = 1.0) -> str:
+  """Draws the mean over seeds of `values` [N, S] against `steps`, with a
+  min-max band if there are several seeds; returns the line's colour."""
+  line = ax.plot(steps, scale * values.mean(1), label=label)[0]
+  if values.shape[1] > 1:
+    ax.fill_between(
+      steps,
+      scale * values.min(1),
+      scale * values.max(1),
+      color=line.get_color(),
+      alpha=0.2,
+    )
+  return line.get_color()
+
+
 def curves(runs: Sequence[Path], labels: Sequence[str], metric: str) -> Figure:
   """One line per run (or per point of a packed run): the mean over seeds,
   with a min-max band."""
@@ -129,17 +149,9 @@ def curves(runs: Sequence[Path], labels: Sequence[str], metric: str) -> Figure:
       series.append((label, read_history(run, metric)))
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
+  scale = 100 if "accuracy" in metric else 1
   for label, (steps, values) in series:
-    scale = 100 if "accuracy" in metric else 1
-    line = ax.plot(steps, scale * values.mean(1), label=label)[0]
-    if values.shape[1] > 1:
-      ax.fill_between(
-        steps,
-        scale * values.min(1),
-        scale * values.max(1),
-        color=line.get_color(),
-        alpha=0.2,
-      )
+    _band(ax, steps, values, label, scale)
   ax.set_xlabel("training step")
   ax.set_ylabel(metric + (" [%]" if "accuracy" in metric else ""))
   if "mse" in metric:
@@ -236,9 +248,7 @@ def task1_rows(root: Path) -> list[str]:
         continue
       results = json.loads(path.read_text())
       final = results["final"]
-      per_seed = 100 * np.asarray(
-        final.get("val_accuracy_per_seed", [final["val_accuracy"]])
-      )
+      per_seed = 100 * _per_seed(final, "val_accuracy")
       epochs = final["epoch"]
       paper, paper_std = PAPER_TASK1[condition][model]
       word = verdict(per_seed.mean(), paper)
@@ -282,9 +292,7 @@ def task2_rows(root: Path) -> list[str]:
       continue
     results = json.loads(path.read_text())
     final = results["final"]
-    per_seed = 100 * np.asarray(
-      final.get("val_accuracy_per_seed", [final["val_accuracy"]])
-    )
+    per_seed = 100 * _per_seed(final, "val_accuracy")
     epochs = final["epoch"]
     word = verdict(per_seed.mean(), paper)
     if word != "reproduced" and epochs < at:
@@ -301,10 +309,6 @@ def task2_rows(root: Path) -> list[str]:
       f"the official figure) | {word} |"
     )
   return rows
-
-
-def _per_seed(final: dict, name: str) -> np.ndarray:
-  return np.asarray(final.get(f"{name}_per_seed", [final[name]]))
 
 
 def first_below(steps: np.ndarray, values: np.ndarray, level: float) -> list:
@@ -476,14 +480,7 @@ def nmnist_figure(root: Path) -> Figure:
     if not (run / "results.json").exists():
       continue
     steps, values = read_history(run, "val_accuracy")
-    line = curve_ax.plot(steps, 100 * values.mean(1), label=name)[0]
-    curve_ax.fill_between(
-      steps,
-      100 * values.min(1),
-      100 * values.max(1),
-      color=line.get_color(),
-      alpha=0.2,
-    )
+    color = _band(curve_ax, steps, values, name, 100)
     final = _summary(run)["final"]
     accuracy = 100 * _per_seed(final, "val_accuracy")
     cost_ax.errorbar(
@@ -491,7 +488,7 @@ def nmnist_figure(root: Path) -> Figure:
       accuracy.mean(),
       yerr=accuracy.std(),
       fmt="o",
-      color=line.get_color(),
+      color=color,
       label=name,
     )
   curve_ax.set_xlabel("training step")
@@ -536,6 +533,11 @@ def main(argv):
     draw(argv)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"figures.py: error: {e}")
+  except KeyError as e:
+    sys.exit(
+      f"figures.py: error: a results.json lacks {e}: is it a run of the "
+      "experiment (and the build) that this figure or table expects?"
+    )
 
 
 def draw(argv):
