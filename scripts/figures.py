@@ -337,6 +337,18 @@ def _solved(steps_per_seed: list) -> tuple[str, float | None]:
   return f"{mean:.0f} ({len(reached)} of {len(steps_per_seed)} seeds)", mean
 
 
+def _flag(results: dict, name: str):
+  value = results["config"]
+  for part in name.split("."):
+    value = value[part]
+  return value
+
+
+def _units(results: dict) -> str:
+  """The width of a run's model, as its flag."""
+  return f"--config.model.hidden={_flag(results, 'model.hidden')}"
+
+
 def adding_rows(root: Path) -> list[str]:
   """The README's adding-task rows: the Phased LSTM's period ranges (the
   points packed in ROOT/plstm) and the LSTM (ROOT/lstm), each with its final
@@ -354,7 +366,7 @@ def adding_rows(root: Path) -> list[str]:
     steps, values = read_history(root / "lstm", "val_mse")
     entries.append(
       (
-        "`--config.model.name=lstm`",
+        f"`--config.model.name=lstm {_units(results)}`",
         "LSTM",
         results,
         _per_seed(results["final"], "val_mse"),
@@ -372,7 +384,7 @@ def adding_rows(root: Path) -> list[str]:
       low, high = point["model.tau_range"]
       entries.append(
         (
-          f'`--config.model.tau_range="({low}, {high})"`',
+          f'`--config.model.tau_range="({low}, {high})" {_units(results)}`',
           f"Phased LSTM, τ ~ exp(U({np.log(low):.0f}, {np.log(high):.0f}))",
           results,
           np.asarray(point["val_mse_per_seed"]),
@@ -415,13 +427,6 @@ NMNIST_FLAGS = (
   "num_seeds",
   "seed",
 )
-
-
-def _flag(results: dict, name: str):
-  value = results["config"]
-  for part in name.split("."):
-    value = value[part]
-  return value
 
 
 def nmnist_rows(root: Path) -> list[str]:

@@ -163,6 +163,7 @@ def _adding_results(tmp_path):
       {
         "seeds": [1, 2],
         "steps": 600,
+        "config": {"model": {"hidden": 64}},
         "final": {"val_mse": 0.0145, "val_mse_per_seed": lstm[-1]},
         "history": [
           {"step": s, "val_mse": np.mean(v), "val_mse_per_seed": v}
@@ -185,6 +186,7 @@ def _adding_results(tmp_path):
       {
         "seeds": [1, 2],
         "steps": 600,
+        "config": {"model": {"hidden": 64}},
         "points": points,
         "history": [
           {"step": s, "val_mse_per_model": v}
@@ -205,7 +207,10 @@ def test_the_adding_rows_compare_each_period_range_with_the_lstm(tmp_path):
     "| LSTM | 600 steps | 2 | 0.0145 ± 0.0055 | 600 (1 of 2 seeds) |" in lstm
   )
   assert "τ ~ exp(U(0, 2))" in fast and "exp(U(6, 8))" in slow
-  assert '--config.model.tau_range="(1.0, 7.389)"' in fast
+  assert (
+    '--config.model.tau_range="(1.0, 7.389)" --config.model.hidden=64' in fast
+  )
+  assert "`--config.model.name=lstm --config.model.hidden=64`" in lstm
   # (400 + 600) / 2 = 500 steps against the LSTM's 600: 1.2x as fast.
   assert fast.endswith("| 0.0030 ± 0.0010 | 500 | 1.2x as fast |")
   assert slow.endswith("| none of 2 seeds | not solved |")
