@@ -43,8 +43,10 @@ frames and `event_lstm` on the same events):
       --workdir=/tmp/nmnist_paper [--config.model.name=lstm]
 Expected (paper, real N-MNIST, 60,000 training digits; recalled, not checked
 against the PDF): Phased LSTM about 97.3%, with an order of magnitude fewer
-updates than the frame-based BN-LSTM. Not run yet; the measured cost of
-a step on the 2-core CPU is in results/nmnist/epoch_cost.txt.
+updates than the frame-based BN-LSTM. Run for one pass over the digits
+each (`--config.num_epochs=1`: what fits in about 20 minutes per event
+model on the 2-core CPU): the README's event-MNIST rows, from
+results/nmnist/; the cost of a step is in results/nmnist/epoch_cost.txt.
 
 Smoke (seconds; run by the tests; no MNIST needed): `mnist_data.synthetic`
 patterns converted to events, 8 units, batch 8, 6 steps:

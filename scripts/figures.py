@@ -429,6 +429,23 @@ NMNIST_FLAGS = (
 )
 
 
+def _count(n: int, one: str, many: str) -> str:
+  return f"{n} {one if n == 1 else many}"
+
+
+def _wall(results: dict) -> str:
+  """ ", N s" of a run's wall time, where its summary has one."""
+  wall = results.get("wall_time_s")
+  return "" if wall is None else f", {wall:.0f} s"
+
+
+def _mean_std(percent: np.ndarray) -> str:
+  """Mean ± std over seeds, or the one seed's value."""
+  if len(percent) == 1:
+    return f"{percent[0]:.1f}%"
+  return f"{percent.mean():.1f} ± {percent.std():.1f}%"
+
+
 def nmnist_rows(root: Path) -> list[str]:
   """The README's event-MNIST rows, one per model under ROOT/{model}: test
   accuracy (mean ± std over seeds), state updates per neuron per digit and
@@ -454,6 +471,8 @@ def nmnist_rows(root: Path) -> list[str]:
     if model == "plstm":
       paper = f"about {PAPER_NMNIST}% (recalled; real N-MNIST)"
       word = verdict(accuracy.mean(), PAPER_NMNIST)
+      if word != "reproduced":
+        word += f" ({_count(final['epoch'], 'pass', 'passes')} over the digits)"
       other = found.get("event_lstm")
       if other:
         theirs = 100 * _per_seed(other["final"], "val_accuracy")
@@ -467,25 +486,30 @@ def nmnist_rows(root: Path) -> list[str]:
           "fewer updates"
         )
     rows.append(
-      f"| `{command}` | {NMNIST_MODELS[model]} | {final['epoch']} epochs, "
-      f"{final['step']} steps | {len(accuracy)} | {accuracy.mean():.1f} ± "
-      f"{accuracy.std():.1f}% | {final['val_updates_per_neuron']:,.0f} | "
+      f"| `{command}` | {NMNIST_MODELS[model]} | "
+      f"{_count(final['epoch'], 'epoch', 'epochs')}, {final['step']} steps"
+      f"{_wall(results)} | "
+      f"{len(accuracy)} | {_mean_std(accuracy)} | "
+      f"{final['val_updates_per_neuron']:,.0f} | "
       f"{final['val_events_per_sample']:,.0f} | {paper} | {word} |"
     )
   return rows
 
 
 def nmnist_figure(root: Path) -> Figure:
-  """Event MNIST: test accuracy against training steps (mean over seeds,
-  min-max band) and final accuracy against updates per neuron per digit."""
+  """Event MNIST: training accuracy (each logged window of batches, from
+  the run's metrics.jsonl; mean over seeds, min-max band) with the test
+  accuracy of each evaluation as dots, and final test accuracy against
+  state updates per neuron per digit."""
   fig = Figure(figsize=(10, 3.8))
   curve_ax, cost_ax = fig.subplots(1, 2)
   for model, name in NMNIST_MODELS.items():
     run = root / model
     if not (run / "results.json").exists():
       continue
+    color = _band(curve_ax, *read_history(run, "train_accuracy"), name, 100)
     steps, values = read_history(run, "val_accuracy")
-    color = _band(curve_ax, steps, values, name, 100)
+    curve_ax.plot(steps, 100 * values.mean(1), "o", color=color)
     final = _summary(run)["final"]
     accuracy = 100 * _per_seed(final, "val_accuracy")
     cost_ax.errorbar(
@@ -497,7 +521,7 @@ def nmnist_figure(root: Path) -> Figure:
       label=name,
     )
   curve_ax.set_xlabel("training step")
-  curve_ax.set_ylabel("test accuracy [%]")
+  curve_ax.set_ylabel("accuracy [%]: training (lines), test (dots)")
   curve_ax.grid(alpha=0.3)
   curve_ax.legend(fontsize=8)
   cost_ax.set_xscale("log")

@@ -245,6 +245,13 @@ def _nmnist_run(path, model, accuracy, per_neuron, events):
   }
   summary = {"final": final, "history": [final], "config": config}
   (path / "results.json").write_text(json.dumps(summary))
+  train = [  # the training records of metrics.jsonl
+    {"step": s, "train_accuracy": a, "train_accuracy_per_seed": [a] * 2}
+    for s, a in [(700, 0.5), (1418, 0.9)]
+  ]
+  (path / "metrics.jsonl").write_text(
+    "".join(json.dumps(r) + "\n" for r in train)
+  )
 
 
 def test_the_nmnist_rows_give_accuracy_updates_and_the_saving(tmp_path):
@@ -261,15 +268,33 @@ def test_the_nmnist_rows_give_accuracy_updates_and_the_saving(tmp_path):
   )
   assert "| 2 epochs, 1418 steps | 2 | 96.0 ± 1.0% | 250 | 4,900 |" in plstm
   assert plstm.endswith(
-    "| about 97.3% (recalled; real N-MNIST) | close; +2.0 points against "
+    "| about 97.3% (recalled; real N-MNIST) | close (2 passes over the "
+    "digits); +2.0 points against "
     "the event LSTM with 20x fewer updates |"
   )
   assert "| 94.0 ± 0.0% | 4,900 |" in event and event.endswith("|  |  |")
   assert "| LSTM (5 ms frames) |" in frames and "| 60 |" in frames
+  assert "| 1 | 98.0% |" in frames  # one seed: no spread
   out = tmp_path / "nmnist.png"
   fig = figures.nmnist_figure(tmp_path)
   fig.savefig(out)
-  assert len(fig.axes[0].lines) == 3 and out.stat().st_size > 5000
+  # Per model: the training curve (two records) and the test dot.
+  lines = fig.axes[0].lines
+  assert len(lines) == 6 and out.stat().st_size > 5000
+  np.testing.assert_allclose(lines[0].get_ydata(), [50.0, 90.0])
+  np.testing.assert_allclose(lines[1].get_ydata(), [96.0])
+
+
+def test_a_one_pass_event_mnist_row_says_so(tmp_path):
+  _nmnist_run(tmp_path / "plstm", "plstm", [0.82], 326.0, 4880.0)
+  path = tmp_path / "plstm/results.json"
+  summary = json.loads(path.read_text())
+  summary["final"]["epoch"] = 1
+  summary["wall_time_s"] = 1362.8
+  path.write_text(json.dumps(summary))
+  (row,) = figures.nmnist_rows(tmp_path)[2:]
+  assert "| 1 epoch, 1418 steps, 1363 s | 1 | 82.0% |" in row
+  assert row.endswith("| not (1 pass over the digits) |")
 
 
 REPO = Path(__file__).resolve().parents[1]
