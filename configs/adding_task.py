@@ -41,7 +41,11 @@ seeds train as one packed program of 12 models:
   python -m plstm.train --config=configs/adding_task.py:paper \
       --workdir=/tmp/adding_paper_lstm --config.num_seeds=3 \
       --config.model.name=lstm
-(the pack on one line). T = 1000 in the form of Le et al.:
+(the pack on one line). The committed study (results/adding/, the README's
+adding rows) ran both with `--config.model.hidden=64 --config.num_epochs=20`:
+at 128 units the 12-model pack costs 3.9x as much a step on the 2-core CPU
+(results/adding/epoch_cost.txt), so only ~1,200 steps would fit in an
+hour. T = 1000 in the form of Le et al.:
 `--config.data.form=le --config.data.seq_len=1000`.
 
 Smoke (seconds; run by the tests):

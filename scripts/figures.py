@@ -550,6 +550,7 @@ def tables(root: Path) -> dict[str, list[str]]:
   lines, none for a study with no run yet."""
   rows = {
     "task1": task1_rows(root / "task1"),
+    "task1_70": task1_rows(root / "task1_70"),
     "task2": task2_rows(root / "task2"),
     "adding": adding_rows(root / "adding"),
     "nmnist": nmnist_rows(root / "nmnist"),
