@@ -202,7 +202,8 @@ def test_the_adding_rows_compare_each_period_range_with_the_lstm(tmp_path):
   rows = figures.adding_rows(tmp_path)
   assert len(rows) == 2 + 3
   assert rows[0].endswith(
-    "| steps to MSE ≤ 0.1 | steps to MSE ≤ 0.01 | against the LSTM |"
+    "| steps to MSE ≤ 0.1 | steps to MSE ≤ 0.01 | "
+    "the paper (recalled): faster than the LSTM |"
   )
   assert rows[1].count("|") == rows[0].count("|")
   lstm, fast, slow = rows[2:]
@@ -219,9 +220,11 @@ def test_the_adding_rows_compare_each_period_range_with_the_lstm(tmp_path):
   # Below 0.1 at 200 and 400; below 0.01 at (400 + 600) / 2 = 500 steps
   # against the LSTM's 600: 1.2x as fast at the lower level.
   assert fast.endswith(
-    "| 0.0030 ± 0.0010 | 300 | 500 | 1.2x as fast to MSE ≤ 0.01 |"
+    "| 0.0030 ± 0.0010 | 300 | 500 | reproduced: 1.2x as fast to MSE ≤ 0.01 |"
   )
-  assert slow.endswith("| none of 2 seeds | none of 2 seeds | not below 0.1 |")
+  assert slow.endswith(
+    "| none of 2 seeds | none of 2 seeds | not: not below 0.1 |"
+  )
 
 
 def test_an_adding_row_that_only_the_phased_lstm_reached_says_so(tmp_path):
@@ -232,7 +235,7 @@ def test_an_adding_row_that_only_the_phased_lstm_reached_says_so(tmp_path):
     record["val_mse_per_seed"] = [0.16, 0.17]
   path.write_text(json.dumps(summary))
   fast = figures.adding_rows(tmp_path)[3]
-  assert fast.endswith("| reached MSE ≤ 0.01; the LSTM did not |")
+  assert fast.endswith("| reproduced: reached MSE ≤ 0.01; the LSTM did not |")
 
 
 def test_the_adding_curves_have_one_line_per_period_range(tmp_path):
