@@ -267,7 +267,7 @@ def task1_rows(root: Path) -> list[str]:
       rows.append(
         f"| {CONDITION_NAMES[condition]}: {command} | {NAMES[model]} | "
         f"{epochs} epochs, {final['step']} steps | {len(per_seed)} | "
-        f"{per_seed.mean():.1f} ± {per_seed.std():.1f}% | "
+        f"{_mean_std(per_seed)} | "
         f"{paper:.1f} ± {paper_std:.1f}% | {word} |"
       )
   return rows
@@ -304,8 +304,8 @@ def task2_rows(root: Path) -> list[str]:
     )
     rows.append(
       f"| 110 units: {command} | {NAMES[model]} | {epochs} epochs, "
-      f"{final['step']} steps | {len(per_seed)} | {per_seed.mean():.1f} ± "
-      f"{per_seed.std():.1f}% | about {paper:.0f}% at epoch {at} (read off "
+      f"{final['step']} steps | {len(per_seed)} | {_mean_std(per_seed)} | "
+      f"about {paper:.0f}% at epoch {at} (read off "
       f"the official figure) | {word} |"
     )
   return rows
