@@ -57,6 +57,7 @@ import math
 import ml_collections
 
 from configs import common
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
@@ -79,7 +80,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.batch_size = 64
   config.data.eval_size = 1024  # fresh each epoch
 
-  config.optimizer = common.adam(learning_rate=1e-3, clip_norm=10.0)
+  config.optimizer = optimizers.default_config(
+    "adam", learning_rate=1e-3, clip="global", clip_value=10.0
+  )
 
   config.steps_per_epoch = 200
   config.num_epochs = 30

@@ -5,15 +5,15 @@ root, where `configs` and `experiments` are importable). `plstm.train` reads
 these top-level fields of a config:
 
   experiment: the experiment module, a dotted path (`experiments.freq_task`),
-    whose `make_task(config)` gives the `plstm.task.Task`.
+    whose `make_task(config)` gives the `plstm.train.task.Task`.
   metric, mode: the headline validation metric (`accuracy`, `mse`, ...) and
     its direction, `max` if higher is better, `min` if lower is.
   seed: the first seed; 0 here.
   num_seeds: seeds seed, ..., seed + num_seeds - 1 train together in one
     program; 1 here.
-  pack: a packed sweep (`plstm.packing`), a JSON object of config fields to
-    lists of values whose points (x seeds) train together in one program,
-    e.g. '{"optimizer.learning_rate": [1e-3, 3e-3]}'; '' (none) here.
+  pack: a packed sweep (`plstm.train.packing`), a JSON object of config
+    fields to lists of values whose points (x seeds) train together in one
+    program, e.g. '{"optimizer.learning_rate": [1e-3, 3e-3]}'; '' (none) here.
   steps_per_epoch: updates between two evaluations.
   num_epochs: evaluations; the run makes num_epochs * steps_per_epoch updates.
   target: results.json gives the first step whose validation metric
@@ -24,10 +24,11 @@ these top-level fields of a config:
   progress_bar: a tqdm bar on process 0; True here.
   early_stop (optional): `metric`, `window`, `below` (see `plstm.train`).
 
-and `optimizer`, as `adam` builds it, unless the task brings its own; of
-the rest, `model.name` (in the plot's title) and `data.batch_size` (split
-over the devices). `base` sets the fields that have
-a default; each config sets the others, its `model` and its `data` itself.
+and `optimizer`, the trainer's one optimiser schema
+(`plstm.train.optimizers.default_config`); of the rest, `model.name` (in
+the plot's title) and `data.batch_size` (split over the devices). `base`
+sets the fields that have a default; each config sets the others, its
+`model` and its `data` itself.
 Every config file takes a variant, one of `VARIANTS`: `small` (CPU-sized,
 the default), `paper` (the paper's setting) or `smoke` (seconds, for the
 tests).
@@ -65,17 +66,6 @@ def base(
   config.num_seeds = 1
   config.pack = ""
   config.progress_bar = True
-  return config
-
-
-def adam(learning_rate: float, clip_norm: float) -> ml_collections.ConfigDict:
-  """`config.optimizer` for the driver's optimiser
-  (`plstm.train.make_optimizer`): Adam (optax's defaults besides
-  `learning_rate`) after clipping the global gradient norm to `clip_norm`;
-  0 does not clip."""
-  config = ml_collections.ConfigDict()
-  config.learning_rate = learning_rate
-  config.clip_norm = clip_norm
   return config
 
 

@@ -36,6 +36,7 @@ import math
 import ml_collections
 
 from configs import common
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
@@ -56,7 +57,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.eval_size = 500  # fresh each epoch: ceil(500 / 32) batches
 
   # Global-norm clip; the official code clips backprop messages at +-10.
-  config.optimizer = common.adam(learning_rate=1e-3, clip_norm=10.0)
+  config.optimizer = optimizers.default_config(
+    "adam", learning_rate=1e-3, clip="global", clip_value=10.0
+  )
 
   config.steps_per_epoch = 157  # ceil(5000 / 32) fresh batches
   config.num_epochs = 30

@@ -64,6 +64,7 @@ Notes:
 import ml_collections
 
 from configs import common
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
@@ -94,7 +95,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.train_size = 0  # the first N training digits; 0 for all
   config.data.eval_size = 0  # a fixed random N test digits; 0 for all
 
-  config.optimizer = common.adam(learning_rate=5e-3, clip_norm=10.0)
+  config.optimizer = optimizers.default_config(
+    "adam", learning_rate=5e-3, clip="global", clip_value=10.0
+  )
 
   config.steps_per_epoch = 1000  # an evaluation every 1000 steps
   config.num_epochs = 5

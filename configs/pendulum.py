@@ -36,7 +36,7 @@ Smoke (seconds; run by the tests):
 import ml_collections
 
 from configs import common
-from plstm import optimizers
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:

@@ -46,6 +46,7 @@ import math
 import ml_collections
 
 from configs import common
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
@@ -71,7 +72,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.eval_size = 2048  # a fixed random subset; 0 for all 10,000
 
   # The original does not clip.
-  config.optimizer = common.adam(learning_rate=1e-3, clip_norm=0.0)
+  config.optimizer = optimizers.default_config(
+    "adam", learning_rate=1e-3, clip="none"
+  )
 
   config.steps_per_epoch = 200  # an evaluation every 200 steps
   config.num_epochs = 10

@@ -32,6 +32,7 @@ the synthetic digits for 4 steps.
 import ml_collections
 
 from configs import common
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
@@ -70,10 +71,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.eval_size = 1024  # a fixed random test subset; 0 for all
   config.data.cue_steps = 56  # the output cue after the image [ms]
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 1e-2
-  config.optimizer.decay_every = 2500
-  config.optimizer.decay_rate = 0.8
+  config.optimizer = optimizers.default_config(
+    "adam", learning_rate=1e-2, clip="none", decay_every=2500, decay_rate=0.8
+  )
 
   config.steps_per_epoch = 50  # an evaluation every 50 steps
   config.num_epochs = 6

@@ -32,6 +32,7 @@ network on 3 slots of 20 ms.
 import ml_collections
 
 from configs import common
+from plstm.train import optimizers
 
 
 def get_config(arg: str = "small") -> ml_collections.ConfigDict:
@@ -74,10 +75,9 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.data.slot_ms = 200  # the original's tau_char
   config.data.f0 = 0.05  # input rate per ms (50 Hz)
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 1e-2
-  config.optimizer.decay_every = 100
-  config.optimizer.decay_rate = 0.3
+  config.optimizer = optimizers.default_config(
+    "adam", learning_rate=1e-2, clip="none", decay_every=100, decay_rate=0.3
+  )
 
   config.early_stop = ml_collections.ConfigDict()
   config.early_stop.metric = "recall_error"

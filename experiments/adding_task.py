@@ -18,10 +18,10 @@ sequences are left-padded to T + jitter with a mask (padding leaves the
 carry unchanged), timestamps 0, ..., n - 1. Predicting E[y] = 0 gives MSE
 2/12 ~ 0.167 here too.
 
-Models (`config.model.name`, the cells of task 1,
-`experiments.common.models.make_cell`):
+Models (`config.model.name`, any cell of task 1,
+`experiments.common.models.CELLS`):
   plstm: Phased LSTM on x, with the step index driving the time gate;
-  lstm:  peephole LSTM on x alone.
+  lstm:  peephole LSTM on x alone (bn_lstm: on batch-normalised x).
 The last step's h goes through Dense(1) to the prediction; the loss and the
 headline metric "mse" are the mean squared error. Predicting the mean
 E[y] = 1 gives MSE Var(y) = 2/12 ~ 0.167; a model must get well below this
@@ -47,8 +47,9 @@ import jax.numpy as jnp
 
 import plstm
 from experiments.common import models
+from plstm.cell import timed
+from plstm.train.task import Task, fresh_batches
 
-MODELS = ("plstm", "lstm")
 FORMS = ("le", "paper")  # Le et al. (2015); Neil et al. (2016) as recalled
 
 
@@ -119,7 +120,8 @@ def predict(cell, params: dict, batch: dict, *, training: bool):
   A timed cell (the Phased LSTM) gets the step index for its time gate; an
   untimed one reads (value, marker) alone, with no time feature.
   """
-  inputs = (batch["x"], batch["t"]) if cell.timed else batch["x"]
+  x = models.normalise(params, batch["x"], batch.get("mask"))
+  inputs = (x, batch["t"]) if timed(cell) else x
   _, h = plstm.scan(
     cell, params["rnn"], inputs, mask=batch.get("mask"), training=training
   )
@@ -136,7 +138,7 @@ def loss_fn(cell, params: dict, batch: dict, key: jax.Array, *, training):
   return mse, {"loss": mse, "mse": mse}
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """The adding problem of `config`: fresh batches of T =
   `config.data.seq_len` steps, the regressor of `config.model`."""
   d = config.data
@@ -144,10 +146,6 @@ def make_task(config) -> plstm.task.Task:
     raise ValueError(
       "config.data.seq_len must be at least 2 (a marker in each half), got "
       f"{d.seq_len}."
-    )
-  if config.model.name not in MODELS:
-    raise ValueError(
-      f"config.model.name must be one of {MODELS}, got {config.model.name!r}."
     )
   if d.form not in FORMS:
     raise ValueError(
@@ -165,12 +163,13 @@ def make_task(config) -> plstm.task.Task:
       return sample_paper(key, d.batch_size, d.seq_len, d.jitter)
     return sample(key, d.batch_size, d.seq_len)
 
-  train_batch, eval_batches = plstm.task.fresh_batches(
-    draw, d.eval_size, d.batch_size
-  )
+  train_batch, eval_batches = fresh_batches(draw, d.eval_size, d.batch_size)
 
-  return plstm.task.Task(
-    init=lambda key, _: init_params(cell, key),
+  return Task(
+    init=lambda key, _: {
+      **init_params(cell, key),
+      **models.init_norm(config.model, 2),
+    },
     loss=functools.partial(loss_fn, cell),
     train_batch=train_batch,
     eval_batches=eval_batches,

@@ -34,8 +34,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-import plstm
 from experiments.common import models
+from plstm.train.task import Task, fresh_batches
 
 MAX_LENGTH = 1000
 MAX_DURATION = 100.0
@@ -108,16 +108,16 @@ def sample(key: jax.Array, batch_size: int, two_pi: bool = False) -> dict:
   return render(draw_waves(k_waves, batch_size), k_times, two_pi)
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """Task 2 of `config`: fresh batches (`config.data.two_pi`), the
   classifier of `config.model` (task 1's)."""
   d = config.data
   cell = models.make_cell(config.model)
-  train_batch, eval_batches = plstm.task.fresh_batches(
+  train_batch, eval_batches = fresh_batches(
     lambda key: sample(key, d.batch_size, d.two_pi), d.eval_size, d.batch_size
   )
 
-  return plstm.task.Task(
+  return Task(
     init=lambda key, _: models.init_classifier(config.model, cell, key, 1, 2),
     loss=functools.partial(models.classifier_loss, config.model, cell),
     train_batch=train_batch,

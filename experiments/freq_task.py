@@ -30,8 +30,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-import plstm
 from experiments.common import models
+from plstm.train.task import Task, fresh_batches
 
 CONDITIONS = {"async": None, "regular": 1.0, "highres": 0.1}
 MAX_DURATION = 125.0
@@ -87,7 +87,7 @@ def sample(key: jax.Array, batch_size: int, condition: str) -> dict:
   }
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """Task 1 of `config`: fresh batches of `config.data.condition`, the
   classifier of `config.model`."""
   d = config.data
@@ -97,13 +97,13 @@ def make_task(config) -> plstm.task.Task:
       f"{d.condition!r}."
     )
   cell = models.make_cell(config.model)
-  train_batch, eval_batches = plstm.task.fresh_batches(
+  train_batch, eval_batches = fresh_batches(
     lambda key: sample(key, d.batch_size, d.condition),
     d.eval_size,
     d.batch_size,
   )
 
-  return plstm.task.Task(
+  return Task(
     init=lambda key, _: models.init_classifier(config.model, cell, key, 1, 2),
     loss=functools.partial(models.classifier_loss, config.model, cell),
     train_batch=train_batch,

@@ -27,7 +27,7 @@ the tutorial's linear RNN) -> Dense(V) -> softmax. Token t predicts token
 t + 1; the loss is theano_lstm's `masked_loss` over each sentence's
 length - 1 targets, summed over the batch as in the tutorial, and optimised
 with AdaDelta (rho 0.95, eps 1e-6, each tensor's gradient clipped to norm
-5: `plstm.optimizers`).
+5: `plstm.train.optimizers`).
 
 Metrics (per real target token): "loss" the mean NLL [nats], "accuracy" the
 next-token accuracy, "unigram_loss" the NLL of the baseline that ignores
@@ -65,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import plstm
+from plstm.train.task import Task, numpy_rng
 
 STOP = {
   "the": 10.0,
@@ -218,7 +219,7 @@ def _sentences(key_data: bytes, size: int, max_len: int):
 
 
 def draw_sentences(key: jax.Array, size: int, max_len: int):
-  """`size` sentences drawn with `key` (`plstm.task.numpy_rng(key)`), as
+  """`size` sentences drawn with `key` (`numpy_rng(key)`), as
   tokens [size, max_len] and lengths [size] (cached by the key)."""
   key_data = np.asarray(jax.random.key_data(key), np.uint32).tobytes()
   return _sentences(key_data, size, max_len)
@@ -367,9 +368,9 @@ def plot(cells: list, params: dict, workdir) -> None:
   (Path(workdir) / "samples.txt").write_text(text)
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """The tutorial's language model of `config`, trained with
-  `config.optimizer` (`plstm.optimizers.default_config`)."""
+  `config.optimizer` (`plstm.train.optimizers.default_config`)."""
   m, d = config.model, config.data
   cells = make_cells(m)
   if d.max_len < 2:
@@ -391,7 +392,7 @@ def make_task(config) -> plstm.task.Task:
     with `numpy_rng(key, step)`."""
     tokens, lengths = train_set(d)
     if d.batch_size != d.train_size:
-      rng = plstm.task.numpy_rng(key, step)
+      rng = numpy_rng(key, step)
       rows = rng.choice(d.train_size, d.batch_size, replace=False)
       tokens, lengths = tokens[rows], lengths[rows]
     return _batch(_unigram(d.train_size, d.max_len), tokens, lengths)
@@ -409,11 +410,10 @@ def make_task(config) -> plstm.task.Task:
       )
     ]
 
-  return plstm.task.Task(
+  return Task(
     init=lambda key, _: init_params(m, cells, key),
     loss=functools.partial(loss_fn, m, cells),
     train_batch=train_batch,
     eval_batches=eval_batches,
-    optimizer=lambda _: plstm.optimizers.make(config.optimizer),
     plot=functools.partial(plot, cells),
   )

@@ -43,9 +43,10 @@ Models (both embed each event's address, E = `config.model.embed`, N(0, 1)):
          input the embedding and the time t / 100 ms as one more feature
          (the paper's event-driven baseline was a BN-LSTM; this one has no
          batch norm), masked padding -> h after the last event -> Dense(10).
-A timed cell (`cell.timed`) reads the events at their times, any other cell
-reads the frames. The cells are those of `experiments/common/models.py`
-(peepholes, N(0, 0.1) weights, input-gate bias -0.1). tau ~ exp(U(log 5,
+A timed cell (`plstm.cell.timed`) reads the events at their times, any
+other cell reads the frames. The cells are those of
+`experiments.common.models.CELLS` (any of them; the LSTMs with
+peepholes, N(0, 0.1) weights, input-gate bias -0.1). tau ~ exp(U(log 5,
 log 100)) ms spans 5 ms up to one saccade and s ~ U(0, 100) ms covers it, so
 every unit starts out opening at least three times in the 300 ms of a
 recording.
@@ -73,14 +74,17 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 import plstm
 from experiments.common import events, mnist_data, models
+from plstm.cell import timed
+from plstm.train.task import Task, numpy_rng
 
-MODELS = ("plstm", "lstm", "event_lstm")
+# The LSTM of `models.CELLS["lstm"]` stepping through the events, the time a
+# feature; every other config.model.name is a cell of `models.CELLS`.
+EVENT_LSTM = "event_lstm"
 TIME_UNIT_MS = 100.0  # the event LSTM's time feature: t / 100 ms
 SOURCES = ("mnist", "nmnist", "synthetic")
 NUM_ADDRESSES = 2 * events.SIZE * events.SIZE
@@ -216,9 +220,9 @@ def train_batch(data, key: jax.Array, step: int) -> dict:
       f"config.data.batch_size ({size}) exceeds the {n} training digits."
     )
   epoch, i = divmod(step, per_epoch)
-  perm = plstm.task.numpy_rng(key, epoch).permutation(n)
+  perm = numpy_rng(key, epoch).permutation(n)
   batch = _batch(digits, perm[i * size : (i + 1) * size], np.ones(size))
-  rng = plstm.task.numpy_rng(key, epoch, i)
+  rng = numpy_rng(key, epoch, i)
   return subsample(batch, data.max_events, rng)
 
 
@@ -244,9 +248,10 @@ def num_frames(frame_ms: float) -> int:
 
 def _check(config):
   m, d = config.model, config.data
-  if m.name not in MODELS:
+  names = (*models.CELLS, EVENT_LSTM)
+  if m.name not in names:
     raise ValueError(
-      f"config.model.name must be one of {MODELS}, got {m.name!r}."
+      f"config.model.name must be one of {names}, got {m.name!r}."
     )
   _check_source(d.source)
   if d.source == "synthetic" and d.dir:
@@ -318,9 +323,10 @@ def logits(
   the events at their times; an untimed one with `frame_ms` None, fed the
   events with their time as a feature) or the last frame of `frame_ms`."""
   x = embed(params["embed"], batch["address"])
-  if cell.timed or frame_ms is None:
+  x = models.normalise(params, x, batch["mask"])
+  if timed(cell) or frame_ms is None:
     inputs = (x, batch["t"])
-    if not cell.timed:
+    if not timed(cell):
       time = (batch["t"] / TIME_UNIT_MS)[..., None]
       inputs = jnp.concatenate([x, time], axis=-1)
     carry, _ = plstm.scan(
@@ -339,7 +345,7 @@ def update_metrics(
   events_per_sample (see above)."""
   weight, mask = batch["weight"], batch["mask"].astype(jnp.float32)
   events_per_sample = jnp.sum(mask, axis=1)
-  if cell.timed:
+  if timed(cell):
     rnn = params["rnn"]
     k = plstm.time_gate(batch["t"], rnn["tau"], rnn["shift"], rnn["r_on"])
     updates = jnp.sum((k > 0).astype(jnp.float32), axis=-1) * mask
@@ -362,17 +368,15 @@ def update_metrics(
   }
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """Event-based MNIST with the cell of `config.model`; the digits are
   encoded at the first batch that needs them."""
   _check(config)
   data, frame_ms = config.data, config.data.frame_ms
-  events = config.model.name == "event_lstm"
-  if events:  # The LSTM of `lstm`, stepping through the events.
+  events = config.model.name == EVENT_LSTM
+  if events:
     frame_ms = None
-    cell = models.make_cell(
-      ml_collections.ConfigDict({**config.model.to_dict(), "name": "lstm"})
-    )
+    cell = models.CELLS["lstm"](config.model)
   else:
     cell = models.make_cell(config.model)
 
@@ -394,8 +398,11 @@ def make_task(config) -> plstm.task.Task:
     del key, epoch  # A fixed evaluation set keeps the curve comparable.
     return eval_batches(data)
 
-  return plstm.task.Task(
-    init=lambda key, _: init_params(cell, config.model.embed, key, events),
+  return Task(
+    init=lambda key, _: {
+      **init_params(cell, config.model.embed, key, events),
+      **models.init_norm(config.model, config.model.embed),
+    },
     loss=loss,
     train_batch=functools.partial(train_batch, data),
     eval_batches=evaluate,

@@ -60,6 +60,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import plstm
+from plstm.train.task import Task, fresh_batches
 
 FIGURE_KEY = 0  # the key of the figure's trajectory
 ANGLES = (0, 2)  # theta1, theta2 in the state (theta1, omega1, theta2, omega2)
@@ -276,10 +277,10 @@ def plot_forecast(x, predicted, baseline, dt: float, path) -> None:
   fig.savefig(path, dpi=120)
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """Forecasting the double pendulum of `config.data` with the stack of
   `config.model`, trained by the optimiser of `config.optimizer`
-  (`plstm.optimizers.default_config`)."""
+  (`plstm.train.optimizers.default_config`)."""
   d = config.data
   if not 1 <= d.horizon <= d.seq_len:
     raise ValueError(
@@ -301,9 +302,7 @@ def make_task(config) -> plstm.task.Task:
       tuple(d.lengths),
     ),
   )
-  train_batch, eval_batches = plstm.task.fresh_batches(
-    draw, d.eval_size, d.batch_size
-  )
+  train_batch, eval_batches = fresh_batches(draw, d.eval_size, d.batch_size)
 
   def plot(params, workdir):
     """`pendulum_forecast.png`: the figure's trajectory, its closed-loop
@@ -321,11 +320,10 @@ def make_task(config) -> plstm.task.Task:
       workdir / "pendulum_forecast.png",
     )
 
-  return plstm.task.Task(
+  return Task(
     init=lambda key, _: init_params(cells, key),
     loss=functools.partial(loss_fn, cells, d.dt, d.horizon),
     train_batch=train_batch,
     eval_batches=eval_batches,
-    optimizer=lambda _: plstm.optimizers.make(config.optimizer),
     plot=plot,
   )

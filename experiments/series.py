@@ -31,7 +31,7 @@ zero-output model.
 Batches: `batch_size` windows per step, in time order (`shuffle` False:
 step s takes windows s B, ..., s B + B - 1, modulo their number; with B = 1
 the notebook's online pass) or drawn at random without replacement by
-`plstm.task.numpy_rng(data_key, step)` (`shuffle` True). Validation: all
+`numpy_rng(data_key, step)` (`shuffle` True). Validation: all
 validation windows in batches of `eval_batch_size`, the same each epoch;
 the last incomplete batch is dropped.
 
@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import plstm
+from plstm.train.task import Task, numpy_rng
 
 INITS = ("flax", "notebook")
 
@@ -255,10 +256,10 @@ def loss_fn(cell, params: dict, batch: dict, key: jax.Array, *, training):
   }
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """Forecasting the series of `config.data` with the LSTM of
   `config.model`, trained by the optimiser of `config.optimizer`
-  (`plstm.optimizers.default_config`)."""
+  (`plstm.train.optimizers.default_config`)."""
   d = config.data
   cell = make_cell(config.model)
   z, n = standardised(config)  # Reports a missing file or too short a series.
@@ -272,7 +273,7 @@ def make_task(config) -> plstm.task.Task:
 
   def train_batch(key, step):
     if d.shuffle:
-      rng = plstm.task.numpy_rng(key, step)
+      rng = numpy_rng(key, step)
       picked = rng.choice(len(train_targets), d.batch_size, replace=False)
     else:
       picked = (step * d.batch_size + np.arange(d.batch_size)) % len(
@@ -284,10 +285,9 @@ def make_task(config) -> plstm.task.Task:
     del key, epoch  # Every validation window, the same each epoch.
     return evals
 
-  return plstm.task.Task(
+  return Task(
     init=lambda key, _: init_params(config.model, cell, key),
     loss=functools.partial(loss_fn, cell),
     train_batch=train_batch,
     eval_batches=eval_batches,
-    optimizer=lambda _: plstm.optimizers.make(config.optimizer),
   )

@@ -54,10 +54,10 @@ import optax
 
 import plstm
 from experiments.common import mnist_data
-from plstm.tracing import is_traced
+from plstm.cell import is_traced, timed
+from plstm.train.task import Task, numpy_rng
 
 SEQ_LEN = 784
-MODELS = ("plstm", "lstm")
 # The fixed test subset of `eval_size` images: part of the benchmark's
 # definition (the same images for every seed), so not drawn from a run's key.
 EVAL_SUBSET_KEY = 0
@@ -98,7 +98,7 @@ def train_batch(
       "training images."
     )
   epoch, i = divmod(step, per_epoch)
-  perm = plstm.task.numpy_rng(key, epoch).permutation(len(labels))
+  perm = numpy_rng(key, epoch).permutation(len(labels))
   idx = perm[i * batch_size : (i + 1) * batch_size]
   return batch(images[idx], labels[idx], np.ones(batch_size))
 
@@ -170,22 +170,24 @@ def _uniform(limit: float):
   )
 
 
-def make_cell(model):
-  """The recurrent cell of `model` (a config's `model` block), initialised
-  as TF's defaults."""
-  if model.name not in MODELS:
-    raise ValueError(
-      f"config.model.name must be one of {MODELS}, got {model.name!r}."
-    )
-  # One Glorot limit for the x and h parts: they are one kernel in TF.
-  kernel = _uniform(math.sqrt(6 / (1 + 5 * model.hidden)))
-  if model.name == "lstm":
-    return plstm.LSTM(
-      model.hidden,
-      forget_bias=model.forget_bias,
-      kernel_init=kernel,
-      recurrent_kernel_init=kernel,
-    )
+def _kernel(model):
+  """One Glorot limit for the x and h parts: they are one kernel in TF."""
+  return _uniform(math.sqrt(6 / (1 + 5 * model.hidden)))
+
+
+def tf_lstm(model) -> plstm.LSTM:
+  """The LSTM of `model` (a config's `model` block), as TF's LSTMCell."""
+  return plstm.LSTM(
+    model.hidden,
+    forget_bias=model.forget_bias,
+    kernel_init=_kernel(model),
+    recurrent_kernel_init=_kernel(model),
+  )
+
+
+def tf_phased_lstm(model) -> plstm.PhasedLSTM:
+  """The Phased LSTM of `model`, as the TF code's PhasedLSTMCell."""
+  kernel = _kernel(model)
   return plstm.PhasedLSTM(
     model.hidden,
     forget_bias=0.0,
@@ -199,11 +201,26 @@ def make_cell(model):
   )
 
 
+# `config.model.name` -> the cell, initialised as the TF code's (TF's
+# defaults), unlike the Lasagne-initialised `experiments.common.models.CELLS`
+# of the other Phased LSTM experiments.
+CELLS = {"plstm": tf_phased_lstm, "lstm": tf_lstm}
+
+
+def make_cell(model):
+  """The recurrent cell of `model` (a config's `model` block)."""
+  if model.name not in CELLS:
+    raise ValueError(
+      f"config.model.name must be one of {tuple(CELLS)}, got {model.name!r}."
+    )
+  return CELLS[model.name](model)
+
+
 def init_params(cell, key: jax.Array) -> dict:
   """Params {"rnn", "head"} of the classifier on `cell`."""
   k_rnn, k_shift, k_head = jax.random.split(key, 3)
   rnn = cell.init(k_rnn, input_size=1)
-  if cell.timed:
+  if timed(cell):
     # s ~ U(0, tau) per unit, as the custom cell; plstm draws a fixed range.
     rnn["shift"] = jax.random.uniform(k_shift, rnn["tau"].shape) * rnn["tau"]
   return {
@@ -236,14 +253,14 @@ def logits(
   carry = plstm.LSTMState(
     c=init_state_std * normal(k_c), h=init_state_std * normal(k_h)
   )
-  inputs = (batch["x"], batch["t"]) if cell.timed else batch["x"]
+  inputs = (batch["x"], batch["t"]) if timed(cell) else batch["x"]
   carry, _ = plstm.scan(
     cell, params["rnn"], inputs, carry=carry, training=training
   )
   return carry.h @ params["head"]["w"] + params["head"]["b"]
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """Sequential MNIST with the cell of `config.model`."""
   std = config.model.init_state_std
   if not is_traced(std) and std < 0:
@@ -263,7 +280,7 @@ def make_task(config) -> plstm.task.Task:
     loss = jnp.mean(weight * ce)
     return loss, {"loss": loss, "accuracy": jnp.mean(weight * correct)}
 
-  return plstm.task.Task(
+  return Task(
     init=lambda key, _: init_params(cell, key),
     loss=loss,
     train_batch=train,

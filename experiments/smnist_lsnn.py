@@ -33,15 +33,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import plstm
 from experiments import smnist
 from experiments.common import lsnn, lsnn_data, lsnn_plots
+from plstm.train.task import Task
 
 N_CLASSES = 10
 BIN = 28  # ms: the readout is averaged over the last BIN steps
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """The sMNIST task of `config`: `smnist`'s batches encoded as spikes, the
   LSNN of `config.model` with a readout bias, Adam with the tutorial's
   schedule and DEEP R when rewired."""
@@ -100,7 +100,7 @@ def make_task(config) -> plstm.task.Task:
       prediction=int(jnp.argmax(jnp.mean(out[0, -BIN:], axis=0))),
     )
 
-  return plstm.task.Task(
+  return Task(
     init=net.init,
     loss=loss,
     train_batch=train_batch,

@@ -44,6 +44,7 @@ import optax
 
 import plstm
 from experiments.common import lsnn, lsnn_data, lsnn_plots
+from plstm.train.task import Task, numpy_rng
 
 N_CLASSES = 2
 # The key of the figure's example (its symbols and spikes): the same
@@ -51,7 +52,7 @@ N_CLASSES = 2
 PLOT_KEY = 0
 
 
-def make_task(config) -> plstm.task.Task:
+def make_task(config) -> Task:
   """The store-recall task of `config`: fresh symbol batches, the LSNN of
   `config.model` (no readout bias), Adam with the tutorial's schedule (and
   DEEP R when rewired)."""
@@ -65,7 +66,7 @@ def make_task(config) -> plstm.task.Task:
 
   def sample(key, index: int) -> dict:
     return lsnn_data.sample_store_recall(
-      plstm.task.numpy_rng(key, index),
+      numpy_rng(key, index),
       d.batch_size,
       seq_len=d.seq_len,
       seq_delay=d.seq_delay,
@@ -133,7 +134,7 @@ def make_task(config) -> plstm.task.Task:
       n_regular=config.model.n_regular,
     )
 
-  return plstm.task.Task(
+  return Task(
     init=net.init,
     loss=loss,
     train_batch=train_batch,

@@ -11,7 +11,8 @@ Notation, used in every docstring: B batch (any leading shape for a single
 step), T time, I input features, H hidden units.
 """
 
-from plstm import dropout, losses, nn, optimizers, parallel, task
+from plstm import dropout, losses, nn, parallel
+from plstm.cell import merge, trainable
 from plstm.deep_r import DeepRState, deep_r
 from plstm.lsnn import (
   ALIF,
@@ -48,12 +49,12 @@ __all__ = [
   "init_stack",
   "losses",
   "neuron_signs",
+  "merge",
   "nn",
-  "optimizers",
   "parallel",
   "scan",
   "spike_function",
-  "task",
   "time_gate",
+  "trainable",
   "weight_sampler",
 ]

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from plstm.tracing import is_traced
+from plstm.cell import is_traced
 
 Array = jax.Array
 

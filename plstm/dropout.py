@@ -6,7 +6,7 @@ Shapes: B batch, T time, F features.
 import jax
 import jax.numpy as jnp
 
-from plstm.tracing import is_traced
+from plstm.cell import is_traced
 
 Array = jax.Array
 

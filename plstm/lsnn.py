@@ -21,9 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plstm import parallel
-from plstm.lstm import Array, Params, batch_shape
-from plstm.recurrent import check_size
-from plstm.tracing import is_traced
+from plstm.cell import Array, Params, batch_shape, check_size, is_traced
 
 # One number for all neurons, or one per neuron; each a float or a JAX scalar.
 PerNeuron = float | Array | Sequence[float | Array]
@@ -151,9 +149,9 @@ class ALIF:
     original's non-trainable `rd.randint(n_delay)`, from NumPy's global RNG;
     here from the key of `init` or `delays`). `jax.grad` refuses integer
     inputs, so a training loop of one's own differentiates the floating
-    leaves only: `trained = plstm.task.trainable(params)` (the delays
+    leaves only: `trained = plstm.trainable(params)` (the delays
     replaced by None, which `jax.grad` and optax pass over), the loss of
-    `plstm.task.merge(trained, params)`, and the updates applied to
+    `plstm.merge(trained, params)`, and the updates applied to
     `trained`. (`jax.grad(..., allow_int=True)` differentiates, but gives
     the delays float0 gradients, which optax.adam rejects.)
 

@@ -4,17 +4,12 @@ Shapes: B is any leading batch shape, I inputs, H hidden units.
 """
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from plstm.recurrent import check_size
-
-Array = jax.Array
-# jax.nn.initializers.Initializer: (key, shape, dtype) -> Array.
-Initializer = Any
-Params = dict[str, Array]
+from plstm.cell import Array, Initializer, Params, batch_shape, check_size
 
 
 class LSTMState(NamedTuple):
@@ -22,10 +17,6 @@ class LSTMState(NamedTuple):
 
   c: Array
   h: Array
-
-
-def batch_shape(batch_size: int | tuple[int, ...]) -> tuple[int, ...]:
-  return (batch_size,) if isinstance(batch_size, int) else tuple(batch_size)
 
 
 @dataclasses.dataclass(frozen=True)

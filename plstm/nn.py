@@ -25,9 +25,8 @@ from typing import Any
 import jax
 from flax import linen, nnx
 
-from plstm.lstm import Array, Params
-from plstm.recurrent import describe, scan, timed
-from plstm.task import is_trained
+from plstm.cell import Array, Params, describe, is_trained, timed
+from plstm.recurrent import scan
 
 
 def _split_time(cell, inputs):
@@ -55,7 +54,7 @@ def _input_size(cell, inputs) -> int:
 
 def _trained(entry) -> bool:
   """Whether a params entry (an array, or a pytree of them, such as a
-  wrapped cell's params) is trained (`plstm.task.is_trained`)."""
+  wrapped cell's params) is trained (`plstm.cell.is_trained`)."""
   return all(map(is_trained, jax.tree.leaves(entry)))
 
 

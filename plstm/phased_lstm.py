@@ -13,9 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from plstm.lstm import LSTM, Array, Initializer, LSTMState, Params
-from plstm.recurrent import check_size, timed_inputs
-from plstm.tracing import is_traced
+from plstm.cell import (
+  Array,
+  Initializer,
+  Params,
+  check_size,
+  is_traced,
+  timed_inputs,
+)
+from plstm.lstm import LSTM, LSTMState
 
 
 def time_gate(

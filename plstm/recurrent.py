@@ -1,21 +1,11 @@
 """Running cells over time: plstm's loop over steps, masks, stacks, remat.
 
-A cell is an immutable object with
-  `init(key, input_size) -> params`,
-  `initial_carry(batch_size, dtype) -> carry` (zeros of `dtype`),
-  `step(params, carry, inputs, *, training) -> (carry, outputs)`,
-and optionally
-  `timed`: True if its inputs are `(x, t)`, x with timestamps t [B] (the
-    Phased LSTM); False if absent,
-  `project(params, inputs) -> projected`: the part of a step that does not
-    depend on the carry, which may be applied to a whole sequence at once,
-    with `recur(params, carry, projected, *, training) -> (carry, outputs)`
-    the rest of the step. Absent: the whole step runs in the loop.
+Any cell of the contract in `plstm.cell` runs here; this module holds the
+one `jax.lax.scan` of the library.
 
 Shapes: B batch, T time, I inputs, H hidden units.
 """
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,65 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plstm.cell import (
+  Array,
+  describe,
+  is_trained,
+  timed,
+  timed_inputs,
+)
 from plstm.dropout import variational_dropout
-from plstm.task import is_trained
-from plstm.tracing import is_traced
-
-Array = jax.Array
-
-
-def check_size(owner: str, name: str, value, minimum: int = 1) -> None:
-  """One clear line unless `value` is an integer >= `minimum` (a bool is not
-  a size).
-
-  Raises:
-    TypeError: if `value` is traced (a packed sweep's): a size sets shapes,
-      so it must be a concrete integer.
-    ValueError: naming `owner` and `name`, if `value` is not such an integer.
-  """
-  if is_traced(value):
-    raise TypeError(
-      f"{owner}: {name} sets a shape, so it must be a concrete integer, not "
-      "a traced value."
-    )
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Integral)
-    or value < minimum
-  ):
-    raise ValueError(
-      f"{owner}: {name} must be an integer >= {minimum}, got {value!r}."
-    )
-
-
-def timed(cell) -> bool:
-  """Whether `cell` consumes timestamps, inputs `(x, t)`."""
-  return getattr(cell, "timed", False)
-
-
-def describe(cell) -> str:
-  """The cell's class and size for messages, e.g. "PhasedLSTM(2)"."""
-  size = getattr(cell, "hidden_size", None)
-  return type(cell).__name__ + ("" if size is None else f"({size})")
-
-
-def timed_inputs(cell, inputs) -> tuple:
-  """`(x, t)` of a timed cell's inputs.
-
-  Raises:
-    ValueError: if `inputs` is not a pair (a Phased LSTM called without t).
-  """
-  if isinstance(inputs, tuple | list) and len(inputs) == 2:
-    return tuple(inputs)
-  got = (
-    f"one array of shape {inputs.shape}"
-    if hasattr(inputs, "shape")
-    else type(inputs).__name__
-  )
-  raise ValueError(
-    f"{describe(cell)} is timed: its inputs are (x [..., I], timestamps "
-    f"t [...]), got {got}."
-  )
 
 
 def check_params(cell, params, input_size: int, where: str = "scan") -> None:

@@ -9,8 +9,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from plstm.lstm import Array, Initializer, Params, batch_shape
-from plstm.recurrent import check_size
+from plstm.cell import Array, Initializer, Params, batch_shape, check_size
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from plstm import recurrent
-from plstm.lstm import Array, LSTMState, Params
+from plstm.cell import Array, Params, timed_inputs
+from plstm.lstm import LSTMState
 from plstm.phased_lstm import PhasedLSTM, time_gate
 
 # Params with one entry per unit (gathered per step) and per gate column.
@@ -179,7 +180,7 @@ def scan(
     schedule of the same M does not recompile.
   """
   _check_cell(cell)
-  x, t = recurrent.timed_inputs(cell, inputs)
+  x, t = timed_inputs(cell, inputs)
   if x.shape[:-1] != jnp.shape(t):
     raise ValueError(
       f"sparse.scan: x and t must have the same leading (batch, time) "

@@ -55,8 +55,8 @@ Groups (B batch, T time, I inputs, H hidden units):
     rematerialisation (plstm.scan's `remat_chunk`): seconds per step and
     XLA's peak memory (its buffer assignment, arguments and outputs
     included).
-  sweep: packed sweeps, the driver's own pieces (`plstm.packing`,
-    `plstm.steps.compile_steps` on a `plstm.parallel.make_mesh` whose model
+  sweep: packed sweeps, the driver's own pieces (`plstm.train.packing`,
+    `plstm.train.steps.compile_steps` on a `plstm.parallel.make_mesh` whose model
     axis holds the devices that divide K, as `--model_devices` would, the
     driver's build and batches): K = 1, 4, 16, 64 models whose learning
     rates differ, trained as one program, on `configs/freq_task.py`
@@ -100,7 +100,9 @@ sys.path.insert(0, str(ROOT))
 import plstm  # noqa: E402
 from experiments import smnist_lsnn  # noqa: E402
 from experiments.common import lsnn_data  # noqa: E402
-from plstm import packing, parallel, sparse, steps, train  # noqa: E402
+from plstm import parallel, sparse  # noqa: E402
+from plstm.train import packing, steps  # noqa: E402
+from plstm.train import task as task_lib  # noqa: E402
 
 GROUPS = ("lstm", "plstm", "snn", "sparse", "long", "sweep")
 LSTM_SHAPES = ((64, 784, 1, 128), (256, 100, 1, 32), (32, 1000, 2, 110))
@@ -589,18 +591,18 @@ def plstm_lsnn(config, pixels: int, mesh=None) -> Runner:
   floating leaves trained, the integer delays carried), on one device or
   data parallel over `mesh`."""
   task = smnist_lsnn.make_task(config)
-  keys = plstm.task.seed_keys(0)
+  keys = task_lib.seed_keys(0)
   params = task.init(keys.init, keys.structure)
 
   def loss(trained, batch):
-    full = plstm.task.merge(trained, params)
+    full = plstm.merge(trained, params)
     key = keys.noise
-    if mesh is not None:  # each device its own draws, as plstm.steps
+    if mesh is not None:  # each device its own draws, as plstm.train.steps
       key = jax.random.fold_in(key, jax.lax.axis_index(parallel.DATA))
     return task.loss(full, batch, key, training=True)[0]
 
   tx = task.optimizer(keys.structure)
-  trained = plstm.task.trainable(params)
+  trained = plstm.trainable(params)
   return jax_runner(loss, trained, _lsnn_batch(config, pixels), tx, mesh)
 
 
@@ -786,10 +788,11 @@ def sweep_config(name: str, quick: bool, models: int):
   return config
 
 
-def driver_build(config) -> tuple[plstm.task.Task, steps.Build]:
-  """The task of `config` and `plstm.train`'s build of it."""
-  task = plstm.task.load(config)
-  return task, train.builder(config, task)
+def driver_model(config) -> tuple[task_lib.Task, Callable]:
+  """The task of `config` and `plstm.train`'s models of it
+  (`steps.model_of`)."""
+  model = steps.model_of(config, task_lib.experiment(config))
+  return model({}).task, model
 
 
 def _available_bytes() -> int | None:
@@ -813,7 +816,7 @@ def sweep_runner(config) -> tuple[Runner, str, str]:
   and the label of its shape; the runner's step is None when its XLA peak
   memory does not fit."""
   models = packing.models(config)
-  task, build = driver_build(config)
+  task, model = driver_model(config)
   # Packed models split over the devices (`--model_devices`), which beat
   # splitting each batch at K = 4 and 16 on the 2-core CPU; one model
   # splits its batch.
@@ -823,8 +826,8 @@ def sweep_runner(config) -> tuple[Runner, str, str]:
   else:
     mesh, note = data_mesh(config.data.batch_size)
   data = jax.NamedSharding(mesh, jax.P(None, parallel.DATA))
-  init_state, train_step, _ = steps.compile_steps(build, models, mesh)
-  seed_keys = [plstm.task.seed_keys(s) for s in models.seeds]
+  init_state, train_step, _ = steps.compile_steps(model, models, mesh)
+  seed_keys = [task_lib.seed_keys(s) for s in models.seeds]
   batch = parallel.global_batch(
     steps.stack([task.train_batch(k.data, 0) for k in seed_keys]), data
   )

@@ -21,8 +21,9 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plstm import packing, parallel, steps, train  # noqa: E402
-from plstm import task as task_lib  # noqa: E402
+from plstm import parallel  # noqa: E402
+from plstm.train import cli, loop, packing, steps  # noqa: E402
+from plstm.train import task as task_lib  # noqa: E402
 
 # --config and --cpu_devices are plstm.train's flags; no workdir is written.
 flags.FLAGS.set_default("workdir", "unused")
@@ -32,16 +33,16 @@ _BUDGET = flags.DEFINE_float("budget_s", 3600.0, "A run's time budget.")
 
 def main(argv):
   del argv
-  train._use_cpu_devices(flags.FLAGS.cpu_devices)
+  cli._use_cpu_devices(flags.FLAGS.cpu_devices)
   config = flags.FLAGS.config
   models = packing.models(config)
-  task = task_lib.load(config)
-  build = train.builder(config, task)
-  mesh = train._mesh(config, models, 1)
+  model = steps.model_of(config, task_lib.experiment(config))
+  task = model({}).task
+  mesh = loop.make_mesh(models, config.data.batch_size, 1)
   data = jax.NamedSharding(mesh, jax.P(None, parallel.DATA))
   keys = [task_lib.seed_keys(s) for s in models.seeds]
   start = time.perf_counter()
-  init_state, train_step, eval_step = steps.compile_steps(build, models, mesh)
+  init_state, train_step, eval_step = steps.compile_steps(model, models, mesh)
   state = init_state()
 
   def batch(step):

@@ -39,7 +39,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from plstm import metrics
+from plstm.train import metrics
 
 # Config files import configs.common from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

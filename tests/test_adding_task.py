@@ -194,6 +194,8 @@ def test_bad_seq_len_and_model_are_reported():
   with pytest.raises(ValueError, match="config.data.seq_len must be at least"):
     adding.make_task(config)
   config = adding_config.get_config("smoke")
-  config.model.name = "bn_lstm"
-  with pytest.raises(ValueError, match="config.model.name"):
+  config.model.name = "gru"
+  with pytest.raises(
+    ValueError, match=r"config.model.name must be one of \('plstm', 'lstm'"
+  ):
     adding.make_task(config)

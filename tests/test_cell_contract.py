@@ -12,8 +12,8 @@ from flax import nnx
 from jax.test_util import check_grads
 
 import plstm
+from plstm.cell import timed
 from plstm.nn import NNXRNN
-from plstm.recurrent import timed
 
 B, T, I, H = 3, 7, 2, 5
 

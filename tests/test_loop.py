@@ -137,8 +137,8 @@ def test_unhoisted_runs_any_cell():
     rtol=1e-5,
   )
   # The floating leaves: the delays are integer params, not trained.
-  trained = plstm.task.trainable(params)
-  merge = functools.partial(plstm.task.merge, params=params)
+  trained = plstm.trainable(params)
+  merge = functools.partial(plstm.merge, params=params)
   grads = jax.jit(jax.grad(lambda t: loss(_unhoisted, merge(t))))(trained)
   grads_ref = jax.jit(jax.grad(lambda t: loss(_hoisted, merge(t))))(trained)
   for a, b in zip(

@@ -200,11 +200,11 @@ def test_training_takes_the_floating_leaves():
   with pytest.raises(TypeError, match="allow_int"):
     jax.grad(loss)(params)
   tx = optax.adam(1e-2)
-  trained = plstm.task.trainable(params)
-  grads = jax.grad(lambda t: loss(plstm.task.merge(t, params)))(trained)
+  trained = plstm.trainable(params)
+  grads = jax.grad(lambda t: loss(plstm.merge(t, params)))(trained)
   with jax.numpy_dtype_promotion("standard"):  # optax.adam: float ** int.
     updates, _ = tx.update(grads, tx.init(trained), trained)
-  new = plstm.task.merge(optax.apply_updates(trained, updates), params)
+  new = plstm.merge(optax.apply_updates(trained, updates), params)
   for k in ("d_in", "d_rec"):
     np.testing.assert_array_equal(new[k], params[k])
     assert new[k].dtype == jnp.int32
@@ -309,8 +309,8 @@ def test_scan_matches_loop_with_mask_and_grad_is_finite():
     return jnp.sum(plstm.scan(cell, p, x_pad, mask=mask)[1].z)
 
   # The floating leaves: the delays are integer params, not trained.
-  trained = plstm.task.trainable(params)
-  grads = jax.grad(lambda t: loss(plstm.task.merge(t, params)))(trained)
+  trained = plstm.trainable(params)
+  grads = jax.grad(lambda t: loss(plstm.merge(t, params)))(trained)
   assert set(grads) == {"w_in", "w_rec", "d_in", "d_rec"}
   assert grads["d_in"] is None and grads["d_rec"] is None
   for g in jax.tree.leaves(grads):

@@ -14,6 +14,7 @@ import plstm
 from experiments import smnist_lsnn, store_recall
 from experiments.common import lsnn
 from plstm import train
+from plstm.train import task as task_lib
 
 ROOT = Path(__file__).parent.parent
 
@@ -53,7 +54,7 @@ def test_smnist_lsnn_keeps_budget_and_signs_and_draws_the_raster(tmp_path):
   params = jax.tree.map(lambda a: np.asarray(a[0]), state["params"])
   assert sum(np.count_nonzero(params[k]) for k in lsnn.REWIRED) == budget
   net = lsnn.make_network(config, 80, smnist_lsnn.N_CLASSES, bias=True)
-  structure = plstm.task.seed_keys(config.seed).structure
+  structure = task_lib.seed_keys(config.seed).structure
   in_sign, rec_sign = map(np.asarray, net.signs(structure))
   for name, sign in (
     ("w_in", in_sign),
@@ -115,7 +116,7 @@ def test_structure_key_draws_delays_and_signs(name):
   net = lsnn.make_network(config, config.model.n_in, module.N_CLASSES, bias)
   # One program for every draw: init vmapped over (init, structure) keys,
   # as plstm.train draws the seeds'.
-  seed_0, seed_1 = (plstm.task.seed_keys(s) for s in (0, 1))
+  seed_0, seed_1 = (task_lib.seed_keys(s) for s in (0, 1))
   key, a, b = (jax.random.key(i) for i in range(3))
   inits = [key, key, key, jax.random.key(5), seed_0.init, seed_1.init]
   structures = [a, a, b, a, seed_0.structure, seed_1.structure]
@@ -137,7 +138,7 @@ def test_structure_key_draws_delays_and_signs(name):
     assert np.all(params["w_in"] * np.asarray(in_sign)[:, None] >= 0)
     assert np.all(params["w_rec"] * np.asarray(rec_sign)[:, None] >= 0)
   # DEEP R draws its stream from the structure key too.
-  w = plstm.task.trainable(first)
+  w = plstm.trainable(first)
   deep_r_key = lambda s: jax.random.key_data(
     task.optimizer(s).init(w)[1].inner_state.key
   )

@@ -8,8 +8,8 @@ import pytest
 from flax import linen, nnx
 
 import plstm
+from plstm.cell import timed
 from plstm.nn import NNXRNN, LinenCell, LinenRNN, NNXCell
-from plstm.recurrent import timed
 
 B, T, IN, H = 3, 7, 2, 5
 CELLS = [

@@ -1,12 +1,13 @@
-"""Tests of plstm.optimizers against NumPy re-derivations of theano_lstm."""
+"""plstm.train.optimizers against NumPy re-derivations of theano_lstm."""
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
-from plstm import optimizers
+from plstm.train import optimizers, packing
 
 STEPS = 3
 EPS = 1e-6  # theano_lstm's eps, for clipping and the optimisers.
@@ -160,3 +161,69 @@ def test_unknown_names_raise():
   config.clip_value = 0.0
   with pytest.raises(ValueError, match="optimizer.clip_value"):
     optimizers.make(config)
+
+
+def test_fields_override_the_defaults_and_a_mistyped_one_raises():
+  config = optimizers.default_config(
+    "adam", learning_rate=3e-3, clip="global", clip_value=10.0
+  )
+  assert (config.name, config.learning_rate) == ("adam", 3e-3)
+  assert (config.clip, config.clip_value) == ("global", 10.0)
+  assert config.adam.b2 == 0.999 and config.decay_every == 0
+  with pytest.raises(KeyError, match="clip_norm"):
+    optimizers.default_config("adam", clip_norm=10.0)
+
+
+def test_adam_with_global_clipping_is_optax_chain():
+  """The schema's Adam, clipped at a global norm of 10: optax's chain of
+  `clip_by_global_norm(10)` and `adam(lr)`, update for update."""
+  config = optimizers.default_config(
+    "adam", learning_rate=1e-2, clip="global", clip_value=10.0
+  )
+  ours, theirs = (
+    optimizers.make(config),
+    optax.chain(optax.clip_by_global_norm(10.0), optax.adam(1e-2)),
+  )
+  params = jax.tree.map(jnp.asarray, _tree(0))
+  states = [tx.init(params) for tx in (ours, theirs)]
+  for step in range(STEPS):
+    grads = jax.tree.map(jnp.asarray, _tree(step + 1, scale=30.0))
+    with jax.numpy_dtype_promotion("standard"):  # Adam's int32 count
+      (a, states[0]), (b, states[1]) = (
+        tx.update(grads, s, params)
+        for tx, s in zip((ours, theirs), states, strict=True)
+      )
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+FIELDS = ("learning_rate", "decay_every", "decay_rate")
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_staircase_decay_by_hand(traced):
+  """lr x rate ** floor(step / every): 0.1 for steps 0-2, 0.05 for 3-5,
+  0.025 from 6; traced (a packed sweep's values) as concrete."""
+  config = optimizers.default_config(
+    "adam", learning_rate=0.1, decay_every=3, decay_rate=0.5
+  )
+  steps = jnp.arange(8)
+  if traced:
+    outer = ml_collections.ConfigDict({"optimizer": config})
+    values = {f"optimizer.{k}": config[k] for k in FIELDS}
+
+    def rates(values):
+      packed = packing.substitute(outer, values).optimizer
+      return jax.vmap(optimizers.learning_rate(packed))(steps)
+
+    got = jax.jit(rates)(values)
+  else:
+    got = jax.vmap(optimizers.learning_rate(config))(steps)
+  expected = [0.1] * 3 + [0.05] * 3 + [0.025] * 2
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_no_decay_is_the_constant_learning_rate():
+  config = optimizers.default_config("adam", learning_rate=0.1)
+  assert optimizers.learning_rate(config) == 0.1
+  config.decay_every, config.decay_rate = 5, 1.0
+  assert optimizers.learning_rate(config) == 0.1

@@ -1,5 +1,5 @@
 """Packable hyperparameters: the task of a config whose numbers are JAX
-scalars (`plstm.packing.substitute` under `jax.vmap`, as a packed sweep
+scalars (`plstm.train.packing.substitute` under `jax.vmap`, as a packed sweep
 builds it) computes what the tasks of the concrete configs compute, and the
 fields that set a shape or the structure refuse to trace.
 
@@ -8,7 +8,7 @@ the values of two models. A config's rows are packed together, model i
 taking every row's value i, and compared with the two concrete configs
 (`test_packed_equals_separate`): the params at init, the training loss and
 its gradients, the evaluation loss and two optimiser updates (the task's
-optimiser, or the driver's `plstm.train.make_optimizer`). Compiling is
+optimiser, or the trainer's `plstm.train.optimizers.make`). Compiling is
 what costs here (the three runs of a config are one program), so by
 default one config per family of fields is compared (COMPARED) and the
 others are only traced (`test_packs`); `-m slow` compares them too. A
@@ -23,8 +23,9 @@ import numpy as np
 import optax
 import pytest
 
-from plstm import packing
-from plstm import task as task_lib
+import plstm
+from plstm.train import optimizers, packing
+from plstm.train import task as task_lib
 
 PHASED = (
   ("model.alpha", (1e-3, 0.05)),
@@ -34,7 +35,7 @@ PHASED = (
 )
 DRIVER = (
   ("optimizer.learning_rate", (1e-3, 3e-2)),
-  ("optimizer.clip_norm", (10.0, 1e-3)),
+  ("optimizer.clip_value", (10.0, 1e-3)),
 )
 LSNN = (
   ("model.tau", (20.0, 10.0)),
@@ -90,9 +91,14 @@ PACKABLE = [
     for field, values in (
       ("model.forget_bias", (1.0, -0.5)),
       ("model.init_state_std", (0.1, 0.0)),
-      ("optimizer.clip_norm", (0.0, 1e-3)),  # 0: no clipping
     )
   ],
+  (
+    "smnist",
+    (("model.name", "lstm"), ("optimizer.clip", "global")),
+    "optimizer.clip_value",
+    (1.0, 1e-3),
+  ),
   ("language_model", (), "model.dropout", (0.0, 0.3)),  # 0: no dropout
   *[("language_model", (), field, values) for field, values in ADADELTA],
   *[
@@ -151,31 +157,25 @@ def _batch(name: str, overrides=()):
   return task.train_batch(KEYS.data, 0)
 
 
-def _make_optimizer(config):
-  from plstm.train import make_optimizer  # the driver's, imported if used
-
-  return make_optimizer(config)
-
-
 def _run(config, values: dict, batch):
   """One model's params, losses, gradients and two optimiser updates, with
   `values` substituted into `config` (traced when `values` are)."""
   packed = packing.substitute(config, values)
   task = importlib.import_module(config.experiment).make_task(packed)
   params = task.init(KEYS.init, KEYS.structure)
-  trained = task_lib.trainable(params)
+  trained = plstm.trainable(params)
 
   def loss(t):
-    merged = task_lib.merge(t, params)
+    merged = plstm.merge(t, params)
     return task.loss(merged, batch, KEYS.noise, training=True)
 
   (train_loss, _), grads = jax.value_and_grad(loss, has_aux=True)(trained)
   eval_loss, _ = task.loss(params, batch, KEYS.eval, training=False)
   if task.optimizer is None:
-    tx = _make_optimizer(packed)
+    tx = optimizers.make(packed.optimizer)
   else:
     tx = task.optimizer(KEYS.structure)
-  # As plstm.steps: optax's Adam mixes its int32 count with floats.
+  # As plstm.train.steps: optax's Adam mixes its int32 count with floats.
   with jax.numpy_dtype_promotion("standard"):
     state = tx.init(trained)
     first, state = tx.update(grads, state, trained)

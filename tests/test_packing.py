@@ -16,7 +16,8 @@ import pytest
 
 from configs import freq_task as freq_config
 from configs import store_recall as store_recall_config
-from plstm import packing, train
+from plstm import train
+from plstm.train import packing
 
 ROOT = Path(__file__).parent.parent
 

@@ -21,6 +21,7 @@ import pytest
 from configs import freq_task as freq_config
 from experiments import freq_task
 from plstm import train
+from plstm.train import optimizers
 
 # Kills, signals and subprocess runs of the driver: end to end, so slow.
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ import signal, sys, time
 from pathlib import Path
 from absl import app
 from experiments import freq_task
-from plstm import train
+from plstm.train import cli
 
 ready = Path(sys.argv.pop(1))
 real = freq_task.make_task
@@ -61,7 +62,7 @@ def make_task(config):
   return task._replace(train_batch=train_batch)
 
 freq_task.make_task = make_task
-app.run(train.main, flags_parser=train._parse_flags)
+app.run(cli.main, flags_parser=cli._parse_flags)
 """
 
 
@@ -271,9 +272,9 @@ def test_a_failed_save_is_one_line_and_keeps_the_last_checkpoint(
 def test_non_finite_params_are_never_saved(tmp_path, monkeypatch):
   """The last update makes the params NaN while every training metric of
   that step (computed before it) is finite: the final save refuses it."""
-  real = train.make_optimizer
+  real = optimizers.make
   monkeypatch.setattr(
-    train, "make_optimizer", lambda c: optax.chain(real(c), _nan_at(6))
+    optimizers, "make", lambda c: optax.chain(real(c), _nan_at(6))
   )
   config = freq_config.get_config("smoke")  # 6 steps, a checkpoint every 3
   with pytest.raises(

@@ -25,7 +25,7 @@ HOST = """
 import sys
 import jax, numpy as np, orbax.checkpoint as ocp
 from absl import app
-from plstm import train
+from plstm.train import cli
 
 out = sys.argv.pop(1)
 real_save = ocp.CheckpointManager.save
@@ -39,7 +39,7 @@ def save(self, step, *args, **kwargs):
   return real_save(self, step, *args, **kwargs)
 
 ocp.CheckpointManager.save = save
-app.run(train.main, flags_parser=train._parse_flags)
+app.run(cli.main, flags_parser=cli._parse_flags)
 """
 
 

@@ -1,4 +1,4 @@
-"""plstm.task: keys split by purpose, host-side generators, fixed leaves."""
+"""plstm.train.task: keys split by purpose, host-side generators, fixed leaves."""
 
 import itertools
 
@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import plstm
 from configs import freq_task as freq_config
 from experiments import freq_task
-from plstm import task as task_lib
+from plstm.train import task as task_lib
 
 SEEDS = range(5)
 STEPS = range(50)
@@ -81,12 +82,12 @@ def test_integer_leaves_are_carried_not_trained():
     "d": jnp.arange(6, dtype=jnp.int32).reshape(2, 3),
     "b": jnp.zeros(3),
   }
-  trained = task_lib.trainable(params)
+  trained = plstm.trainable(params)
   assert trained["d"] is None
   assert len(jax.tree.leaves(trained)) == 2
 
   def loss(t):
-    p = task_lib.merge(t, params)
+    p = plstm.merge(t, params)
     return jnp.sum(p["w"] * p["d"].astype(jnp.float32)) + jnp.sum(p["b"])
 
   grads = jax.grad(loss)(trained)
@@ -94,7 +95,7 @@ def test_integer_leaves_are_carried_not_trained():
   tx = optax.adam(0.1)
   with jax.numpy_dtype_promotion("standard"):  # optax's int32 count
     updates, _ = tx.update(grads, tx.init(trained), trained)
-  new = task_lib.merge(optax.apply_updates(trained, updates), params)
+  new = plstm.merge(optax.apply_updates(trained, updates), params)
   assert new["d"].dtype == jnp.int32
   np.testing.assert_array_equal(new["d"], params["d"])
   assert not np.array_equal(new["w"], params["w"])

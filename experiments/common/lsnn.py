@@ -46,7 +46,8 @@ import jax.numpy as jnp
 import optax
 
 import plstm
-from plstm.tracing import is_traced
+from plstm.cell import is_traced
+from plstm.train import optimizers
 
 REWIRED = ("w_in", "w_rec", "w_out")
 
@@ -131,28 +132,6 @@ def is_rewired(rewiring) -> bool:
   return 0 < p < 1
 
 
-def staircase_decay(learning_rate, decay_every, decay_rate) -> optax.Schedule:
-  """learning_rate x decay_rate ** floor(step / decay_every): optax's
-  staircase `exponential_decay`, also where decay_every or decay_rate is
-  traced (then its constant cases, decay_every <= 0 or decay_rate == 0,
-  are `jnp.where`s)."""
-  if not is_traced(decay_every, decay_rate):
-    return optax.exponential_decay(
-      learning_rate, decay_every, decay_rate, staircase=True
-    )
-
-  def schedule(count):
-    count = jnp.asarray(count, jnp.float32)
-    p = jnp.floor(count / jnp.asarray(decay_every, jnp.float32))
-    decayed = jnp.where(
-      count <= 0, learning_rate, learning_rate * jnp.power(decay_rate, p)
-    )
-    constant = (decay_every <= 0) | (decay_rate == 0)
-    return jnp.where(constant, learning_rate, decayed)
-
-  return schedule
-
-
 def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
   """The network of `config` with `n_in` inputs and `n_out` readouts
   (`bias`: whether the readout has a bias "b_out", not rewired)."""
@@ -204,13 +183,13 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
       params["b_out"] = jnp.zeros((n_out,), jnp.float32)
     return params
 
-  lr = staircase_decay(o.learning_rate, o.decay_every, o.decay_rate)
+  lr = optimizers.learning_rate(o)
   # The params' names: deep_r's signs mirror them (None where not rewired).
   delays = jax.eval_shape(lambda k: cell.delays(k, n_in), jax.random.key(0))
   names = (*REWIRED, *(("b_out",) if bias else ()), *delays)
 
   def optimizer(structure_key):
-    tx = optax.adam(lr)
+    tx = optimizers.make(o)
     if not rewired:
       return tx
     pair = signs(structure_key)

@@ -1,7 +1,9 @@
 """The models of the Phased LSTM experiments, from `config.model`.
 
-`make_cell` gives the Phased LSTM (`plstm`) or its LSTM baselines (`lstm`,
-`bn_lstm`, peephole LSTMs initialised as the official Lasagne baselines);
+`make_cell` gives the cell that `CELLS` maps `config.model.name` to: the
+Phased LSTM (`plstm`) or its LSTM baselines (`lstm`, `bn_lstm`, peephole
+LSTMs initialised as the official Lasagne baselines, bn_lstm's inputs
+batch-normalised by `normalise`);
 `inputs` feeds a cell the timestamps as it consumes them (the time gate's
 t, or a feature); `init_classifier` and `classifier_loss` are the official
 `get_rnn` classifier: the last step -> Dense(classes, leaky ReLU) ->
@@ -13,28 +15,26 @@ import jax.numpy as jnp
 import optax
 
 import plstm
+from plstm.cell import timed
 
-MODELS = ("plstm", "lstm", "bn_lstm")
+
+def phased_lstm(model) -> plstm.PhasedLSTM:
+  """The Phased LSTM of `model` (a config's `model` block), the paper's."""
+  return plstm.PhasedLSTM(
+    model.hidden,
+    peepholes=model.peepholes,
+    alpha=model.alpha,
+    r_on=model.r_on,
+    train_r_on=model.train_r_on,
+    tau_range=tuple(model.tau_range),
+    shift_range=tuple(model.shift_range),
+  )
 
 
-def make_cell(model) -> plstm.LSTM:
-  """The recurrent cell of `model` (a config's `model` block)."""
-  if model.name not in MODELS:
-    raise ValueError(
-      f"config.model.name must be one of {MODELS}, got {model.name!r}."
-    )
-  if model.name == "plstm":
-    return plstm.PhasedLSTM(
-      model.hidden,
-      peepholes=model.peepholes,
-      alpha=model.alpha,
-      r_on=model.r_on,
-      train_r_on=model.train_r_on,
-      tau_range=tuple(model.tau_range),
-      shift_range=tuple(model.shift_range),
-    )
+def lasagne_lstm(model) -> plstm.LSTM:
+  """The LSTM of `model` as the official baselines set up Lasagne's
+  LSTMLayer: N(0, 0.1) weights, forget bias 0, input bias -0.1."""
   normal = jax.nn.initializers.normal(0.1)
-  # Lasagne's LSTMLayer as the official baselines set it up.
   return plstm.LSTM(
     model.hidden,
     peepholes=model.peepholes,
@@ -45,15 +45,30 @@ def make_cell(model) -> plstm.LSTM:
   )
 
 
+# `config.model.name` -> the cell of a config's `model` block, for every
+# Phased LSTM experiment: a new cell runs in all of them once it is here.
+# bn_lstm is the LSTM on batch-normalised inputs (`normalise`).
+CELLS = {"plstm": phased_lstm, "lstm": lasagne_lstm, "bn_lstm": lasagne_lstm}
+
+
+def make_cell(model):
+  """The recurrent cell of `model` (a config's `model` block)."""
+  if model.name not in CELLS:
+    raise ValueError(
+      f"config.model.name must be one of {tuple(CELLS)}, got {model.name!r}."
+    )
+  return CELLS[model.name](model)
+
+
 def input_size(cell, features: int) -> int:
   """The cell's I for `features` features besides t."""
-  return features if cell.timed else features + 1
+  return features if timed(cell) else features + 1
 
 
 def inputs(cell, x: jax.Array, t: jax.Array):
   """`(x [B, T, I], t [B, T])` for a timed cell, else [x, t] [B, T, I + 1]
   (the raw time as one more feature)."""
-  if cell.timed:
+  if timed(cell):
     return x, t
   return jnp.concatenate([x, t[..., None].astype(x.dtype)], axis=-1)
 
@@ -73,6 +88,30 @@ def batch_norm(
   ]
 
 
+def init_norm(model, size: int) -> dict:
+  """{"bn": {"scale", "bias"} [size]} for bn_lstm's input batch norm, else
+  {}."""
+  if model.name != "bn_lstm":
+    return {}
+  return {
+    "bn": {
+      "scale": jnp.ones((size,), jnp.float32),
+      "bias": jnp.zeros((size,), jnp.float32),
+    }
+  }
+
+
+def normalise(params: dict, x: jax.Array, mask: jax.Array | None):
+  """x [B, T, I] batch-normalised (`batch_norm`, over the real steps of
+  mask [B, T]; None: every step) if the params hold "bn" (`init_norm`'s,
+  bn_lstm's), else x."""
+  if "bn" not in params:
+    return x
+  if mask is None:
+    mask = jnp.ones(x.shape[:2], bool)
+  return batch_norm(params["bn"], x, mask)
+
+
 def init_classifier(
   model, cell, key: jax.Array, features: int, classes: int
 ) -> dict:
@@ -89,20 +128,13 @@ def init_classifier(
       "b": jnp.zeros((classes,), jnp.float32),
     },
   }
-  if model.name == "bn_lstm":
-    params["bn"] = {
-      "scale": jnp.ones((size,), jnp.float32),
-      "bias": jnp.zeros((size,), jnp.float32),
-    }
-  return params
+  return {**params, **init_norm(model, size)}
 
 
 def logits(model, cell, params: dict, batch: dict, *, training: bool):
   """Class scores [B, classes] from the last step of the recurrent layer,
   for a batch of x [B, T, I], t [B, T] and mask [B, T]."""
-  x = inputs(cell, batch["x"], batch["t"])
-  if model.name == "bn_lstm":
-    x = batch_norm(params["bn"], x, batch["mask"])
+  x = normalise(params, inputs(cell, batch["x"], batch["t"]), batch["mask"])
   _, h = plstm.scan(
     cell, params["rnn"], x, mask=batch["mask"], training=training
   )

@@ -4,6 +4,7 @@ An experiment is a module with one function, `make_task(config) -> Task`,
 that builds its functions once from the config (as optax builds a
 `GradientTransformation`). `plstm.train` runs any task:
 
+  make_task = experiment(config)             # config.experiment's
   task = make_task(config)
   keys = seed_keys(seed)                     # one root key per seed
   params = task.init(keys.init, keys.structure)
@@ -17,7 +18,12 @@ independent streams for every purpose.
 
 Params may hold integer arrays: fixed structure drawn at init (e.g. the
 ALIF's synaptic delays), which checkpoints carry and the driver never
-trains (`trainable`, `merge`).
+trains (`plstm.trainable`, `plstm.merge`).
+
+In a packed sweep (`plstm.train.packing`) `make_task` also runs inside the
+compiled step, on a config whose packed numbers are JAX scalars: a task
+computes with them (`plstm.cell.is_traced` guards its checks) and reads the
+shapes and branches of the program from the config's other fields.
 """
 
 import importlib
@@ -26,7 +32,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -62,8 +67,8 @@ class Task(NamedTuple):
       sees the batches an uninterrupted one would.
     eval_batches: (eval_key, epoch) -> the evaluation batches of `epoch`.
     optimizer: structure_key -> the optimiser (a key for transforms that
-      draw, such as `plstm.deep_r`); None: the driver's Adam from
-      `config.optimizer`.
+      draw, such as `plstm.deep_r`); None: the trainer's optimiser of
+      `config.optimizer` (`plstm.train.optimizers.make`).
     plot: (params, workdir) -> None, drawing the task's figures at the end
       of a run from the first seed's params; optional.
   """
@@ -76,10 +81,9 @@ class Task(NamedTuple):
   plot: Callable[[Any, Path], None] | None = None
 
 
-def load(config) -> Task:
-  """The task of `config`: `make_task(config)` of the module named by
-  `config.experiment` (a dotted path), or a one-line error if there is no
-  such module."""
+def experiment(config) -> Callable[[Any], Task]:
+  """The `make_task` of the module named by `config.experiment` (a dotted
+  path), imported once, or a one-line error if there is no such module."""
   name = config.experiment
   try:
     module = importlib.import_module(name)
@@ -90,7 +94,7 @@ def load(config) -> Task:
       f"config.experiment: no module {name!r}; run from the repository root "
       "(or put it on PYTHONPATH)."
     ) from None
-  return module.make_task(config)
+  return module.make_task
 
 
 def fresh_batches(
@@ -127,25 +131,3 @@ def numpy_rng(key: Array, *path: int) -> np.random.Generator:
   for p in path:
     key = jax.random.fold_in(key, p)
   return np.random.default_rng(np.asarray(jax.random.key_data(key)))
-
-
-def is_trained(x) -> bool:
-  """Whether a params leaf is trained: floating, not fixed integer
-  structure."""
-  return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
-
-
-def trainable(params):
-  """`params` with its integer leaves (fixed structure) replaced by None,
-  which optax and `jax.grad` pass over."""
-  return jax.tree.map(lambda p: p if is_trained(p) else None, params)
-
-
-def merge(trained, params):
-  """`params` with the leaves of `trained` (from `trainable`) put back."""
-  return jax.tree.map(
-    lambda t, p: p if t is None else t,
-    trained,
-    params,
-    is_leaf=lambda x: x is None,
-  )

@@ -3,7 +3,8 @@
 A run has one headline metric, named with its direction in the config
 (`config.metric`, e.g. `accuracy`, and `config.mode`: `max` if higher is
 better, `min` if lower is): the epoch line, the target, early stopping,
-the final plot and results.json speak of it.
+the final plot and results.json speak of it. The loop reads these once from
+the config (`Headline`); this module sees plain values only.
 """
 
 import csv
@@ -13,15 +14,28 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
 import tensorboardX
 from matplotlib.figure import Figure
 
-from plstm import packing
+from plstm.train import packing
 
 MODES = ("max", "min")
+
+
+class Headline(NamedTuple):
+  """The headline metric: its name, direction (`MODES`) and target."""
+
+  metric: str
+  mode: str
+  target: float
+
+  def reached(self, record: dict) -> bool:
+    """Whether an evaluation's `record` reaches the target."""
+    return better(self.mode, record[f"val_{self.metric}"], self.target)
 
 
 def summarize(
@@ -73,13 +87,13 @@ def first_non_finite(window: list[dict]) -> tuple[int, list[str]] | None:
   return None
 
 
-def stop_early(config, history: list[dict]) -> bool:
-  """Whether `config.early_stop`'s criterion holds for the history."""
-  rule = config.get("early_stop")
-  if rule is None or len(history) < rule.window:
+def stop_early(rule: dict | None, history: list[dict]) -> bool:
+  """Whether the early-stopping `rule` (`config.early_stop` as a dict of
+  `metric`, `window` and `below`; None: never) holds for the history."""
+  if rule is None or len(history) < rule["window"]:
     return False
-  recent = [r[f"val_{rule.metric}"] for r in history[-rule.window :]]
-  return float(np.mean(recent)) < rule.below
+  recent = [r[f"val_{rule['metric']}"] for r in history[-rule["window"] :]]
+  return float(np.mean(recent)) < rule["below"]
 
 
 def better(mode: str, a: float, b: float) -> bool:
@@ -129,31 +143,38 @@ def epoch_line(record: dict, metric: str, models: packing.Models) -> str:
 
 
 def results(
-  config, history: list[dict], models: packing.Models, stopped: bool, reached
+  history: list[dict],
+  models: packing.Models,
+  headline: Headline,
+  *,
+  experiment: str,
+  config: dict,
+  stopped: bool,
+  reached: int | None,
 ) -> dict:
   """The summary of a run, as results.json holds it: the final and best
-  validation metrics, the config, every evaluation's record (`history`,
-  per seed or per model) and the machine; a packed run's adds `points`
-  (`point_table`)."""
-  name = f"val_{config.metric}"
+  validation metrics, the `config` (as JSON), every evaluation's record
+  (`history`, per seed or per model) and the machine; a packed run's adds
+  `points` (`point_table`)."""
+  name = f"val_{headline.metric}"
   extra = {}
   if len(models.points) > 1:
-    extra["points"] = point_table(config, history, models)
+    extra["points"] = point_table(history, models, headline)
   return {
-    "experiment": config.experiment,
+    "experiment": experiment,
     "steps": history[-1]["step"],
     "stopped_early": stopped,
     "seeds": models.seeds,
     "devices": jax.device_count(),
     "processes": jax.process_count(),
     "final": history[-1],
-    "metric": config.metric,
-    "mode": config.mode,
-    f"best_{name}": best(config.mode, [r[name] for r in history]),
-    "target": config.target,
+    "metric": headline.metric,
+    "mode": headline.mode,
+    f"best_{name}": best(headline.mode, [r[name] for r in history]),
+    "target": headline.target,
     "target_reached_step": reached,
     "wall_time_s": history[-1]["wall_time_s"],
-    "config": config.to_dict(),
+    "config": config,
     **extra,
     "history": history,
     "machine": machine(),
@@ -185,11 +206,13 @@ def machine() -> dict:
   }
 
 
-def point_table(config, history: list[dict], models: packing.Models) -> list:
+def point_table(
+  history: list[dict], models: packing.Models, headline: Headline
+) -> list:
   """One row per point of a packed run: its name and values, then the
   final and the best (over evaluations) mean over seeds of the headline
   metric, with the final std and per-seed values."""
-  name = f"val_{config.metric}"
+  name = f"val_{headline.metric}"
   num_seeds = len(models.seeds)
   curves = np.array([r[f"{name}_per_model"] for r in history])
   curves = curves.reshape(len(history), -1, num_seeds)  # [epochs, P, S]
@@ -205,7 +228,7 @@ def point_table(config, history: list[dict], models: packing.Models) -> list:
         name: float(final.mean()),
         f"{name}_std": float(final.std()),
         f"{name}_per_seed": final.tolist(),
-        f"best_{name}": best(config.mode, curves[:, i].mean(1).tolist()),
+        f"best_{name}": best(headline.mode, curves[:, i].mean(1).tolist()),
       }
     )
   return rows

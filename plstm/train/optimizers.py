@@ -1,8 +1,11 @@
-"""Optimisers from a config: theano_lstm's SGD, AdaGrad, AdaDelta, and Adam.
+"""The trainer's one optimiser schema: `config.optimizer` of every config.
 
-`make(config)` builds an optax chain (clipping, then the optimiser) from the
-ConfigDict of `default_config(name)`, whose defaults are theano_lstm's
+`make(config)` builds an optax chain (clipping, then SGD, AdaGrad, AdaDelta
+or Adam, with an optional staircase learning-rate decay) from the ConfigDict
+of `default_config(name)`, whose defaults are theano_lstm's
 `create_optimization_updates` (max_norm 5, lr 0.01, eps 1e-6, rho 0.95).
+A task that adds a transform of its own (DEEP R) chains it after
+`make(config)` with the same `learning_rate(config)`.
 """
 
 import jax
@@ -10,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from plstm.tracing import is_traced
+from plstm.cell import is_traced
 
 Array = jax.Array
 
@@ -20,8 +23,11 @@ _LEARNING_RATES = {"sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 1e-3}
 _CLIPS = ("none", "tensor", "global", "elementwise")
 
 
-def default_config(name: str = "adadelta") -> ml_collections.ConfigDict:
-  """The optimiser config, with the original's defaults, for `name`.
+def default_config(
+  name: str = "adadelta", **fields
+) -> ml_collections.ConfigDict:
+  """The optimiser config, with the original's defaults, for `name`, and
+  `fields` set over them (`default_config("adam", learning_rate=3e-3)`).
 
   Fields (each number a float, or a JAX scalar in a packed sweep, which
   `make` does not check):
@@ -31,6 +37,9 @@ def default_config(name: str = "adadelta") -> ml_collections.ConfigDict:
     clip: none | tensor (the original: each tensor's L2 norm) | global (one
       norm over all tensors) | elementwise (each entry to [-v, v]).
     clip_value: max_norm for tensor and global, v for elementwise.
+    decay_every, decay_rate: the learning rate times decay_rate **
+      floor(step / decay_every), the LSNN tutorials' staircase decay; 0 and
+      1.0 (no decay) here.
     adadelta.rho, adadelta.eps: 0.95 and 1e-6 (optax's rho is 0.9).
     adagrad.initial_accumulator_value, adagrad.eps: 0 and 1e-6 (optax's are
       0.1 and 1e-7).
@@ -45,12 +54,15 @@ def default_config(name: str = "adadelta") -> ml_collections.ConfigDict:
   config.learning_rate = _LEARNING_RATES[name]
   config.clip = "tensor"
   config.clip_value = 5.0
+  config.decay_every = 0
+  config.decay_rate = 1.0
   config.adadelta = ml_collections.ConfigDict({"rho": 0.95, "eps": 1e-6})
   config.adagrad = ml_collections.ConfigDict(
     {"initial_accumulator_value": 0.0, "eps": 1e-6}
   )
   config.adam = ml_collections.ConfigDict({"b1": 0.9, "b2": 0.999, "eps": 1e-8})
   config.lock()
+  config.update(fields)
   return config
 
 
@@ -117,8 +129,8 @@ def make(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
 
   which are optax's `sgd`, `adagrad` and `adadelta` with the config's knobs
   (optax's AdaGrad skips entries whose G is still 0, where g is 0 anyway).
-  Adam is optax's `adam`. Every number of `config` may be a JAX scalar (a
-  packed sweep's).
+  Adam is optax's `adam`. eta is `learning_rate(config)`. Every number of
+  `config` may be a JAX scalar (a packed sweep's).
 
   Notes:
     The original's AdaDelta has no learning rate (eta = 1 here) and it takes
@@ -126,7 +138,7 @@ def make(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     elementwise clipping (`GradClip`) bounds the backprop messages at layer
     inputs; `clip="elementwise"` bounds the parameter gradients instead.
   """
-  name, lr = config.name, config.learning_rate
+  name, lr = config.name, learning_rate(config)
   if name == "sgd":
     tx = optax.sgd(lr)
   elif name == "adagrad":
@@ -145,3 +157,24 @@ def make(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     raise _unknown("name", name, tuple(_LEARNING_RATES))
   clipping = _clipping(config)
   return tx if clipping is None else optax.chain(clipping, tx)
+
+
+def learning_rate(config) -> float | Array | optax.Schedule:
+  """The learning rate of `config`: `config.learning_rate`, or its staircase
+  decay, lr x decay_rate ** floor(step / decay_every), when decay_every > 0
+  and decay_rate != 1 (optax's staircase `exponential_decay`; where either
+  is traced, its constant cases, decay_every <= 0 or decay_rate == 0, are
+  `jnp.where`s)."""
+  lr, every, rate = config.learning_rate, config.decay_every, config.decay_rate
+  if not is_traced(every, rate):
+    if every <= 0 or rate == 1:
+      return lr
+    return optax.exponential_decay(lr, every, rate, staircase=True)
+
+  def schedule(count):
+    count = jnp.asarray(count, jnp.float32)
+    p = jnp.floor(count / jnp.asarray(every, jnp.float32))
+    decayed = jnp.where(count <= 0, lr, lr * jnp.power(rate, p))
+    return jnp.where((every <= 0) | (rate == 0), lr, decayed)
+
+  return schedule

@@ -241,8 +241,8 @@ class Checkpoints:
     return FloatingPointError(
       f"non-finite {what} at step {step}{seen}; {kept}. To change the "
       "settings, pass a new --workdir with a lower "
-      "--config.optimizer.learning_rate or clipped gradients (the config's "
-      "optimizer fields: clip_norm, or clip and clip_value)."
+      "--config.optimizer.learning_rate or clipped gradients "
+      "(--config.optimizer.clip and clip_value)."
     )
 
   def check_finite(self, state, step: int):

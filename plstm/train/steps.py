@@ -1,5 +1,5 @@
 """The jitted steps of a run: init, train and eval, vmapped over its K
-models (the points of a packed sweep times its seeds, `plstm.packing`).
+models (the points of a packed sweep times its seeds, `plstm.train.packing`).
 
 The state of every model lives on a leading model axis, split over the
 mesh's 'model' devices; each batch, one per seed ([S, B, ...]), is split
@@ -12,6 +12,11 @@ the step's key is folded with the device's index on that axis.
 The train step differentiates the loss with respect to the params' floating
 leaves only; integer leaves (fixed structure, e.g. the ALIF's delays) are
 carried unchanged.
+
+A packed value reaches its model by one route, `model_of`: the model's
+values ({field: JAX scalar} inside the vmapped step) are substituted into
+the config (`packing.substitute`), and the experiment's `make_task`,
+imported once, builds the model's task and optimiser from that config.
 """
 
 from collections.abc import Callable
@@ -21,9 +26,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from plstm import packing
-from plstm import task as task_lib
+from plstm.cell import merge, trainable
 from plstm.parallel import DATA, MODEL
+from plstm.train import optimizers, packing
+from plstm.train import task as task_lib
 
 P = jax.P
 
@@ -40,16 +46,40 @@ def stack(trees: list):
   return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
-# (values) -> (task, make_tx): the task and optimiser of one model, given
-# its packed config values ({} for an unpacked run).
-Build = Callable[
-  [dict],
-  tuple[task_lib.Task, Callable[[jax.Array], optax.GradientTransformation]],
-]
+class Model(NamedTuple):
+  """One model of a run: its task, and its optimiser from the structure key
+  (the task's own, else `optimizers.make(config.optimizer)`)."""
+
+  task: task_lib.Task
+  optimizer: Callable[[jax.Array], optax.GradientTransformation]
+
+
+def model_of(
+  config, make_task: Callable[[Any], task_lib.Task]
+) -> Callable[[dict], Model]:
+  """The function from a model's packed values to its `Model`: that of
+  `config` with `values` substituted, or of `config` itself (built here,
+  once) for no values."""
+
+  def of(model_config) -> Model:
+    task = make_task(model_config)
+    return Model(
+      task,
+      task.optimizer or (lambda _: optimizers.make(model_config.optimizer)),
+    )
+
+  concrete = of(config)
+
+  def model(values: dict) -> Model:
+    return of(packing.substitute(config, values)) if values else concrete
+
+  return model
 
 
 def compile_steps(
-  build: Build, models: packing.Models, mesh: jax.sharding.Mesh
+  model: Callable[[dict], Model],
+  models: packing.Models,
+  mesh: jax.sharding.Mesh,
 ):
   """The jitted (init_state(), train_step(state, batch), eval_step(params,
   batch)) of `models` on `mesh`: state leaves [K, ...] split over the model
@@ -69,20 +99,20 @@ def compile_steps(
 
   # Every function below acts on one model.
   def init_one(k: task_lib.Keys, v: dict) -> TrainState:
-    task, make_tx = build(v)
+    task, make_tx = model(v)
     params = task.init(k.init, k.structure)
-    opt_state = make_tx(k.structure).init(task_lib.trainable(params))
+    opt_state = make_tx(k.structure).init(trainable(params))
     return TrainState(jnp.int32(0), params, opt_state)
 
   def train_one(state: TrainState, batch, k: task_lib.Keys, v: dict):
-    task, make_tx = build(v)
+    task, make_tx = model(v)
     rng = device_key(jax.random.fold_in(k.noise, state.step))
 
     def loss(trained):
-      params = task_lib.merge(trained, state.params)
+      params = merge(trained, state.params)
       return task.loss(params, batch, rng, training=True)
 
-    trained = task_lib.trainable(state.params)
+    trained = trainable(state.params)
     grads, metrics = jax.grad(loss, has_aux=True)(trained)
     grads, metrics = jax.lax.pmean((grads, metrics), DATA)
     # optax's Adam bias correction mixes its int32 count with floats, which
@@ -92,12 +122,12 @@ def compile_steps(
         grads, state.opt_state, trained
       )
     trained = optax.apply_updates(trained, updates)
-    params = task_lib.merge(trained, state.params)
+    params = merge(trained, state.params)
     metrics["grad_norm"] = optax.tree.norm(grads)
     return TrainState(state.step + 1, params, opt_state), metrics
 
   def eval_one(params, batch, k: task_lib.Keys, v: dict) -> dict:
-    task, _ = build(v)
+    task = model(v).task
     metrics = task.loss(params, batch, device_key(k.eval), training=False)[1]
     return jax.lax.pmean(metrics, DATA)
 
@@ -136,7 +166,9 @@ def compile_steps(
   return init_state, train_step, eval_step
 
 
-def check_packable(build: Build, models: packing.Models, batch):
+def check_packable(
+  model: Callable[[dict], Model], models: packing.Models, batch
+):
   """Traces one model's init, train and eval with each packed field alone
   as a JAX scalar (`batch`: one seed's), raising the one-line ValueError of
   `packing.structural_error` for a field the program needs concretely."""
@@ -144,13 +176,13 @@ def check_packable(build: Build, models: packing.Models, batch):
   values = models.values()
 
   def one_model(v):
-    task, make_tx = build(v)
+    task, make_tx = model(v)
     params = task.init(k.init, k.structure)
-    trained = task_lib.trainable(params)
+    trained = trainable(params)
     tx = make_tx(k.structure)
 
     def loss(t):
-      return task.loss(task_lib.merge(t, params), batch, k.noise, training=True)
+      return task.loss(merge(t, params), batch, k.noise, training=True)
 
     grads, _ = jax.grad(loss, has_aux=True)(trained)
     with jax.numpy_dtype_promotion("standard"):
