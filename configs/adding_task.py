@@ -23,7 +23,7 @@ Small (the default; CPU-sized: T = 100, Phased LSTM with 64 units instead of
 Measured (seed 0, 2026-11-28, with the data streams of before the keys were
 split by purpose), after the 30 epochs: Phased LSTM validation MSE 0.0071,
 LSTM (`--config.model.name=lstm`) MSE 0.0013, against the mean predictor's
-1/6 (see README for the wall times). Both sit at 1/6 at first: the Phased
+1/6 (wall times in docs/results.md). Both sit at 1/6 at first: the Phased
 LSTM leaves it after ~2000 steps, the LSTM after ~3200 and then drops fast.
 
 Paper setting, as far as it is known: the adding task of Neil, Pfeiffer &
@@ -41,7 +41,7 @@ seeds train as one packed program of 12 models:
   python -m plstm.train --config=configs/adding_task.py:paper \
       --workdir=/tmp/adding_paper_lstm --config.num_seeds=3 \
       --config.model.name=lstm
-(the pack on one line). The committed study (results/adding/, the README's
+(the pack on one line). The committed study (results/adding/, docs/results.md's
 adding rows) ran both with `--config.model.hidden=64 --config.num_epochs=20`:
 at 128 units the 12-model pack costs 3.9x as much a step on the 2-core CPU
 (results/adding/epoch_cost.txt), so only ~1,200 steps would fit in an

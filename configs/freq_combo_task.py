@@ -12,7 +12,7 @@ epochs of 157 batches of 32):
   python -m plstm.train --config=configs/freq_combo_task.py \
       --workdir=/tmp/combo
 Measured (seed 0 of an earlier build, whose batches came from other
-streams, 2026-11-28; wall time in the README): 80.7% validation accuracy
+streams, 2026-11-28; wall time in docs/results.md): 80.7% validation accuracy
 after the 20 epochs; the paper's 90% (`config.target`, the fraction of
 fresh validation sequences classified right) takes about 50 epochs at 110
 units.

@@ -7,8 +7,8 @@ Data: `experiments/freq_task.py`.
 Small (the default; CPU-sized: Phased LSTM, async, 110 units, 30 epochs of
 157 batches of 32):
   python -m plstm.train --config=configs/freq_task.py --workdir=/tmp/freq
-Expected: >= 95% validation accuracy (see README for the measured number
-and wall time on a 2-core CPU).
+Expected: >= 95% validation accuracy (docs/results.md has the measured
+number and wall time on a 2-core CPU).
 
 Paper setting (70 epochs; the paper's 5 seeds x 3 models x 3 conditions):
   python -m plstm.train --config=configs/freq_task.py:paper \
@@ -21,8 +21,8 @@ highres / async).
 Smoke (seconds; run by the tests):
   python -m plstm.train --config=configs/freq_task.py:smoke --workdir=/tmp/s
 
-The README's study (results/task1): every cell of the grid with 5 seeds
-packed, 17 epochs (the most that fit all nine in about 2.5 h on a 2-core
+The study in docs/results.md (results/task1): every cell of the grid with 5
+seeds packed, 17 epochs (the most that fit all nine in about 2.5 h on a 2-core
 CPU; the 0.1 ms condition costs 10x the others):
   scripts/freq_task_sweep.sh /tmp/task1 paper 5 --config.num_epochs=17
 

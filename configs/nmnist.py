@@ -25,7 +25,7 @@ r_on fixed at 5%, 5,000 steps of batch 32 (7 passes over the digits), Adam
   python -m plstm.train --config=configs/nmnist.py --workdir=/tmp/nmnist_lstm \
       --config.model.name=lstm
 Measured (seed 0 of an earlier build, whose batches came from other
-streams; full test set; wall times in the README):
+streams; full test set; wall times in docs/results.md):
   Phased LSTM 80.6% (best and final), update_fraction 4.97%, 1,629 state
     updates a digit (512 events x 64 units x 0.05);
   LSTM on 60 frames 87.9% (best 88.4%), 3,840 updates a digit (60 x 64).
@@ -45,7 +45,7 @@ Expected (paper, real N-MNIST, 60,000 training digits; recalled, not checked
 against the PDF): Phased LSTM about 97.3%, with an order of magnitude fewer
 updates than the frame-based BN-LSTM. Run for one pass over the digits
 each (`--config.num_epochs=1`: what fits in about 20 minutes per event
-model on the 2-core CPU): the README's event-MNIST rows, from
+model on the 2-core CPU): the event-MNIST rows of docs/results.md, from
 results/nmnist/; the cost of a step is in results/nmnist/epoch_cost.txt.
 
 Smoke (seconds; run by the tests; no MNIST needed): `mnist_data.synthetic`

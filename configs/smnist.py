@@ -21,7 +21,7 @@ steps on a fixed random 2,048 of the test images:
       --config.model.name=lstm
 Measured (seed 0 of an earlier build, whose batches came from other
 streams; MNIST, first 22,699 training images; accuracy on the fixed 2,048
-test images; wall times in the README):
+test images; wall times in docs/results.md):
   Phased LSTM 83.3% after 2000 steps (46.4, 64.7, 71.0, 73.6, 76.4, 79.1,
     79.8, 81.1, 82.4, 83.3% every 200 steps; training accuracy about 0.82
     at the end);
@@ -34,7 +34,7 @@ Paper setting (2000 steps of batch 256; the full test set every 200 steps):
 Expected: Phased LSTM >= 85% test accuracy after 2000 steps (the original's
 training curve reaches about 0.9; `config.target` = 0.85, the fraction of
 test images classified right); the LSTM far lower (0.1-0.45 there). The
-README records a run of an earlier build.
+docs/results.md records a run of an earlier build.
 
 Smoke (seconds; run by the tests; no MNIST needed): a tiny deterministic
 digit-like stand-in (`mnist_data.synthetic`), 8 units, batch 8, 6 steps:

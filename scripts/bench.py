@@ -56,9 +56,9 @@ Groups (B batch, T time, I inputs, H hidden units):
     XLA's peak memory (its buffer assignment, arguments and outputs
     included).
   sweep: packed sweeps, the driver's own pieces (`plstm.train.packing`,
-    `plstm.train.steps.compile_steps` on a `plstm.parallel.make_mesh` whose model
-    axis holds the devices that divide K, as `--model_devices` would, the
-    driver's build and batches): K = 1, 4, 16, 64 models whose learning
+    `plstm.train.steps.compile_steps` on a `plstm.parallel.make_mesh` whose
+    model axis holds the devices that divide K, as `--model_devices` would,
+    the driver's models and batches): K = 1, 4, 16, 64 models whose learning
     rates differ, trained as one program, on `configs/freq_task.py`
     (small: Phased LSTM, async, B 32, T 125, H 110) and
     `configs/store_recall.py` (small: 10 LIF + 10 ALIF, B 128, 12 slots of

@@ -15,10 +15,12 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   python scripts/figures.py nmnist --root=results/nmnist \
       --out=docs/figures/nmnist_study.png
 
-  # The README's tables, from the committed summaries under ROOT (the
-  # blocks <!-- task1 --> ... <!-- /task1 -->, task2, adding and nmnist),
-  # and the figures:
-  python scripts/figures.py table --root=results --out=README.md
+  # The tables, from the committed summaries under ROOT: the README's
+  # headline (<!-- headline --> ... <!-- /headline -->: one row per claim of
+  # the papers) and the studies of docs/results.md (the blocks task1,
+  # task1_70, task2, adding and nmnist); --readme and --results name other
+  # files. Then the figures:
+  python scripts/figures.py table --root=results
   python scripts/figures.py bars --root=results/task1 \
       --out=docs/figures/task1_study.png
   python scripts/figures.py curves --runs=results/adding/plstm,\
@@ -46,7 +48,13 @@ _ROOT = flags.DEFINE_string(
 _RUNS = flags.DEFINE_list("runs", [], "curves: workdirs, one curve each.")
 _LABELS = flags.DEFINE_list("labels", [], "curves: one label per run.")
 _METRIC = flags.DEFINE_string("metric", "val_accuracy", "curves: the metric.")
-_OUT = flags.DEFINE_string("out", None, "PNG to write.", required=True)
+_OUT = flags.DEFINE_string("out", None, "bars, curves, nmnist: PNG to write.")
+_README = flags.DEFINE_string(
+  "readme", "README.md", "table: the file of the headline block."
+)
+_RESULTS = flags.DEFINE_string(
+  "results", "docs/results.md", "table: the file of the study blocks."
+)
 
 # Official task-1 numbers: validation accuracy at epoch 70, mean and
 # population std over 5 seeds (A_Freq_Task.ipynb; seeds-spec §1.8).
@@ -232,10 +240,45 @@ def verdict(ours: float, paper: float) -> str:
   return "close" if gap <= 5.0 else "not"
 
 
+def task1_run(root: Path, condition: str, model: str) -> dict | None:
+  """One task-1 run, ROOT/{condition}/{model}/results.json, against the
+  paper: None if it has not run."""
+  path = root / condition / model / "results.json"
+  if not path.exists():
+    return None
+  results = json.loads(path.read_text())
+  final = results["final"]
+  per_seed = 100 * _per_seed(final, "val_accuracy")
+  epochs = final["epoch"]
+  paper, paper_std = PAPER_TASK1[condition][model]
+  word = verdict(per_seed.mean(), paper)
+  why = []
+  if word != "reproduced" and epochs < 70:
+    why.append(f"{epochs} of 70 epochs")
+  if word != "reproduced" and max(per_seed.std(), paper_std) >= 5:
+    why.append(f"seeds spread ±{max(per_seed.std(), paper_std):.0f}")
+  if why:
+    word += f" ({'; '.join(why)})"
+  overrides = (
+    f"--config.data.condition={condition} --config.model.name={model}"
+    f" --config.num_epochs={epochs} --config.num_seeds="
+    f"{len(results['seeds'])} --config.seed={results['seeds'][0]}"
+  )
+  return {
+    "model": model,
+    "results": results,
+    "per_seed": per_seed,
+    "epochs": epochs,
+    "paper": f"{paper:.1f} ± {paper_std:.1f}%",
+    "verdict": word,
+    "flags": overrides,
+  }
+
+
 def task1_rows(root: Path) -> list[str]:
-  """The README's task-1 rows, one per run under ROOT/{condition}/{model}
-  with a results.json: command, budget, seeds, ours (final validation
-  accuracy, mean ± std over seeds), the paper's, and a verdict."""
+  """The task-1 rows, one per run under ROOT/{condition}/{model} with a
+  results.json: command, budget, seeds, ours (final validation accuracy,
+  mean ± std over seeds), the paper's, and a verdict."""
   rows = [
     "| task 1 (`freq_task.py:paper`) | model | budget | seeds | ours | "
     "paper (epoch 70) | |",
@@ -243,32 +286,14 @@ def task1_rows(root: Path) -> list[str]:
   ]
   for condition in ("regular", "highres", "async"):
     for model in ("plstm", "bn_lstm", "lstm"):
-      path = root / condition / model / "results.json"
-      if not path.exists():
+      run = task1_run(root, condition, model)
+      if run is None:
         continue
-      results = json.loads(path.read_text())
-      final = results["final"]
-      per_seed = 100 * _per_seed(final, "val_accuracy")
-      epochs = final["epoch"]
-      paper, paper_std = PAPER_TASK1[condition][model]
-      word = verdict(per_seed.mean(), paper)
-      why = []
-      if word != "reproduced" and epochs < 70:
-        why.append(f"{epochs} of 70 epochs")
-      if word != "reproduced" and max(per_seed.std(), paper_std) >= 5:
-        why.append(f"seeds spread ±{max(per_seed.std(), paper_std):.0f}")
-      if why:
-        word += f" ({'; '.join(why)})"
-      command = (
-        f"`--config.data.condition={condition} --config.model.name={model}"
-        f" --config.num_epochs={epochs} --config.num_seeds="
-        f"{len(results['seeds'])} --config.seed={results['seeds'][0]}`"
-      )
       rows.append(
-        f"| {CONDITION_NAMES[condition]}: {command} | {NAMES[model]} | "
-        f"{epochs} epochs, {final['step']} steps | {len(per_seed)} | "
-        f"{_mean_std(per_seed)} | "
-        f"{paper:.1f} ± {paper_std:.1f}% | {word} |"
+        f"| {CONDITION_NAMES[condition]}: `{run['flags']}` | {NAMES[model]} | "
+        f"{run['epochs']} epochs, {run['results']['final']['step']} steps | "
+        f"{len(run['per_seed'])} | {_mean_std(run['per_seed'])} | "
+        f"{run['paper']} | {run['verdict']} |"
       )
   return rows
 
@@ -278,35 +303,52 @@ def task1_rows(root: Path) -> list[str]:
 PAPER_TASK2 = {"plstm": (90.0, 50)}
 
 
+def task2_run(root: Path, model: str) -> dict | None:
+  """One task-2 run, ROOT/{model}/results.json, against the official
+  figure's accuracy at epoch 50: None if it has not run."""
+  path = root / model / "results.json"
+  if not path.exists():
+    return None
+  paper, at = PAPER_TASK2[model]
+  results = json.loads(path.read_text())
+  final = results["final"]
+  per_seed = 100 * _per_seed(final, "val_accuracy")
+  epochs = final["epoch"]
+  word = verdict(per_seed.mean(), paper)
+  if word != "reproduced" and epochs < at:
+    word += f" ({epochs} of {at} epochs)"
+  overrides = (
+    f"--config.model.name={model} --config.num_epochs={epochs} "
+    f"--config.num_seeds={len(results['seeds'])} "
+    f"--config.seed={results['seeds'][0]}"
+  )
+  return {
+    "results": results,
+    "per_seed": per_seed,
+    "epochs": epochs,
+    "paper": f"about {paper:.0f}% at epoch {at} (read off the official figure)",
+    "verdict": word,
+    "flags": overrides,
+  }
+
+
 def task2_rows(root: Path) -> list[str]:
-  """The README's task-2 rows, one per model under ROOT/{model} with a
+  """The task-2 rows, one per model under ROOT/{model} with a
   results.json, compared with the official figure's accuracy at epoch 50."""
   rows = [
     "| task 2 (`freq_combo_task.py:paper`) | model | budget | seeds | ours "
     "| paper | |",
     "|---|---|---|---|---|---|---|",
   ]
-  for model, (paper, at) in PAPER_TASK2.items():
-    path = root / model / "results.json"
-    if not path.exists():
+  for model in PAPER_TASK2:
+    run = task2_run(root, model)
+    if run is None:
       continue
-    results = json.loads(path.read_text())
-    final = results["final"]
-    per_seed = 100 * _per_seed(final, "val_accuracy")
-    epochs = final["epoch"]
-    word = verdict(per_seed.mean(), paper)
-    if word != "reproduced" and epochs < at:
-      word += f" ({epochs} of {at} epochs)"
-    command = (
-      f"`--config.model.name={model} --config.num_epochs={epochs} "
-      f"--config.num_seeds={len(results['seeds'])} "
-      f"--config.seed={results['seeds'][0]}`"
-    )
     rows.append(
-      f"| 110 units: {command} | {NAMES[model]} | {epochs} epochs, "
-      f"{final['step']} steps | {len(per_seed)} | {_mean_std(per_seed)} | "
-      f"about {paper:.0f}% at epoch {at} (read off "
-      f"the official figure) | {word} |"
+      f"| 110 units: `{run['flags']}` | {NAMES[model]} | {run['epochs']} "
+      f"epochs, {run['results']['final']['step']} steps | "
+      f"{len(run['per_seed'])} | {_mean_std(run['per_seed'])} | "
+      f"{run['paper']} | {run['verdict']} |"
     )
   return rows
 
@@ -350,30 +392,23 @@ def _units(results: dict) -> str:
   return f"--config.model.hidden={_flag(results, 'model.hidden')}"
 
 
-def adding_rows(root: Path) -> list[str]:
-  """The README's adding-task rows: the Phased LSTM's period ranges (the
-  points packed in ROOT/plstm) and the LSTM (ROOT/lstm), each with its final
-  validation MSE (mean ± std over seeds), the steps to each of MSE_LEVELS,
-  and, at the lowest level the row reached, how that compares with the
-  LSTM."""
-  levels = " | ".join(f"steps to MSE ≤ {level}" for level in MSE_LEVELS)
-  rows = [
-    "| adding task (`adding_task.py:paper`) | model | budget | seeds | "
-    f"final MSE | {levels} | the paper (recalled): faster than the LSTM |",
-    "|---|---|---|---|---|" + "---|" * len(MSE_LEVELS) + "---|",
-  ]
-  entries = []  # (command, model, results, per seed final, (steps, values))
+def adding_runs(root: Path) -> list[dict]:
+  """The adding-task models: the LSTM (ROOT/lstm) first, then the Phased
+  LSTM's period ranges (the points packed in ROOT/plstm), each with its
+  final validation MSE per seed, the steps to each of MSE_LEVELS, and, at
+  the lowest level it reached, how that compares with the LSTM."""
+  entries = []
   lstm = root / "lstm" / "results.json"
   if lstm.exists():
     results = json.loads(lstm.read_text())
     entries.append(
-      (
-        f"`--config.model.name=lstm {_units(results)}`",
-        "LSTM",
-        results,
-        _per_seed(results["final"], "val_mse"),
-        read_history(root / "lstm", "val_mse"),
-      )
+      {
+        "flags": f"--config.model.name=lstm {_units(results)}",
+        "model": "LSTM",
+        "results": results,
+        "final": _per_seed(results["final"], "val_mse"),
+        "history": read_history(root / "lstm", "val_mse"),
+      }
     )
   plstm = root / "plstm" / "results.json"
   if plstm.exists():
@@ -383,28 +418,30 @@ def adding_rows(root: Path) -> list[str]:
     ):
       low, high = point["model.tau_range"]
       entries.append(
-        (
-          f'`--config.model.tau_range="({low}, {high})" {_units(results)}`',
-          f"Phased LSTM, τ ~ exp(U({np.log(low):.0f}, {np.log(high):.0f}))",
-          results,
-          np.asarray(point["val_mse_per_seed"]),
-          history,
-        )
+        {
+          "flags": f'--config.model.tau_range="({low}, {high})" '
+          + _units(results),
+          "model": f"Phased LSTM, τ ~ exp(U({np.log(low):.0f}, "
+          f"{np.log(high):.0f}))",
+          "results": results,
+          "final": np.asarray(point["val_mse_per_seed"]),
+          "history": history,
+        }
       )
   # level -> the LSTM's mean step to it (None: never), if there is an LSTM.
   baseline = {}
   if lstm.exists():
     for level in MSE_LEVELS:
-      baseline[level] = _solved(first_below(*entries[0][4], level))[1]
-  for command, model, results, final, history in entries:
-    texts, against = (
-      [],
-      ("" if model == "LSTM" else f"not: not below {MSE_LEVELS[0]}"),
+      baseline[level] = _solved(first_below(*entries[0]["history"], level))[1]
+  for entry in entries:
+    texts = []
+    against = (
+      "" if entry["model"] == "LSTM" else f"not: not below {MSE_LEVELS[0]}"
     )
     for level in MSE_LEVELS:
-      text, mean = _solved(first_below(*history, level))
+      text, mean = _solved(first_below(*entry["history"], level))
       texts.append(text)
-      if model == "LSTM" or mean is None:
+      if entry["model"] == "LSTM" or mean is None:
         continue
       if level not in baseline:
         against = f"no LSTM run to compare at MSE ≤ {level}"
@@ -414,10 +451,26 @@ def adding_rows(root: Path) -> list[str]:
         ratio = baseline[level] / mean
         word = "reproduced" if ratio > 1 else "not"
         against = f"{word}: {ratio:.1f}x as fast to MSE ≤ {level}"
+    entry["steps_to"], entry["verdict"] = texts, against
+  return entries
+
+
+def adding_rows(root: Path) -> list[str]:
+  """The adding-task rows (adding_runs): command, budget, seeds, final MSE
+  (mean ± std over seeds), the steps to each of MSE_LEVELS and the
+  comparison with the LSTM."""
+  levels = " | ".join(f"steps to MSE ≤ {level}" for level in MSE_LEVELS)
+  rows = [
+    "| adding task (`adding_task.py:paper`) | model | budget | seeds | "
+    f"final MSE | {levels} | the paper (recalled): faster than the LSTM |",
+    "|---|---|---|---|---|" + "---|" * len(MSE_LEVELS) + "---|",
+  ]
+  for entry in adding_runs(root):
+    results, final = entry["results"], entry["final"]
     rows.append(
-      f"| {command} | {model} | {results['steps']} steps | "
+      f"| `{entry['flags']}` | {entry['model']} | {results['steps']} steps | "
       f"{len(results['seeds'])} | {final.mean():.4f} ± {final.std():.4f} | "
-      f"{' | '.join(texts)} | {against} |"
+      f"{' | '.join(entry['steps_to'])} | {entry['verdict']} |"
     )
   return rows
 
@@ -458,27 +511,19 @@ def _mean_std(percent: np.ndarray) -> str:
   return f"{percent.mean():.1f} ± {percent.std():.1f}%"
 
 
-def nmnist_rows(root: Path) -> list[str]:
-  """The README's event-MNIST rows, one per model under ROOT/{model}: test
-  accuracy (mean ± std over seeds), state updates per neuron per digit and
-  events per digit; the Phased LSTM's verdict against the paper's 97.3%
-  and its update saving against the event LSTM."""
-  rows = [
-    "| event MNIST (`nmnist.py:paper`) | model | budget | seeds | accuracy | "
-    "updates per neuron per digit | events per digit | paper | |",
-    "|---|---|---|---|---|---|---|---|---|",
-  ]
+def nmnist_runs(root: Path) -> dict[str, dict]:
+  """The event-MNIST runs, model -> its results, test accuracy per seed,
+  flags, and for the Phased LSTM the paper's number and a verdict: against
+  the paper's 97.3%, and its update saving against the event LSTM."""
   found = {}
   for model in NMNIST_MODELS:
     path = root / model / "results.json"
     if path.exists():
-      found[model] = json.loads(path.read_text())
-  for model, results in found.items():
+      found[model] = {"results": json.loads(path.read_text())}
+  for model, run in found.items():
+    results = run["results"]
     final = results["final"]
     accuracy = 100 * _per_seed(final, "val_accuracy")
-    command = " ".join(
-      f"--config.{f}={_flag(results, f)}" for f in NMNIST_FLAGS
-    )
     paper, word = "", ""
     if model == "plstm":
       paper = f"about {PAPER_NMNIST}% (recalled; real N-MNIST)"
@@ -487,9 +532,9 @@ def nmnist_rows(root: Path) -> list[str]:
         word += f" ({_count(final['epoch'], 'pass', 'passes')} over the digits)"
       other = found.get("event_lstm")
       if other:
-        theirs = 100 * _per_seed(other["final"], "val_accuracy")
+        theirs = 100 * _per_seed(other["results"]["final"], "val_accuracy")
         ratio = (
-          other["final"]["val_updates_per_neuron"]
+          other["results"]["final"]["val_updates_per_neuron"]
           / final["val_updates_per_neuron"]
         )
         gap = accuracy.mean() - theirs.mean()
@@ -497,13 +542,34 @@ def nmnist_rows(root: Path) -> list[str]:
           f"; {gap:+.1f} points against the event LSTM with {ratio:.0f}x "
           "fewer updates"
         )
+    run.update(
+      accuracy=accuracy,
+      paper=paper,
+      verdict=word,
+      flags=" ".join(f"--config.{f}={_flag(results, f)}" for f in NMNIST_FLAGS),
+    )
+  return found
+
+
+def nmnist_rows(root: Path) -> list[str]:
+  """The event-MNIST rows, one per model under ROOT/{model}: test
+  accuracy (mean ± std over seeds), state updates per neuron per digit and
+  events per digit, the paper's number and the verdict (nmnist_runs)."""
+  rows = [
+    "| event MNIST (`nmnist.py:paper`) | model | budget | seeds | accuracy | "
+    "updates per neuron per digit | events per digit | paper | |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for model, run in nmnist_runs(root).items():
+    final = run["results"]["final"]
     rows.append(
-      f"| `{command}` | {NMNIST_MODELS[model]} | "
+      f"| `{run['flags']}` | {NMNIST_MODELS[model]} | "
       f"{_count(final['epoch'], 'epoch', 'epochs')}, {final['step']} steps"
-      f"{_wall(results)} | "
-      f"{len(accuracy)} | {_mean_std(accuracy)} | "
+      f"{_wall(run['results'])} | "
+      f"{len(run['accuracy'])} | {_mean_std(run['accuracy'])} | "
       f"{final['val_updates_per_neuron']:,.0f} | "
-      f"{final['val_events_per_sample']:,.0f} | {paper} | {word} |"
+      f"{final['val_events_per_sample']:,.0f} | {run['paper']} | "
+      f"{run['verdict']} |"
     )
   return rows
 
@@ -544,22 +610,258 @@ def nmnist_figure(root: Path) -> Figure:
   return fig
 
 
-def write_block(readme: Path, name: str, lines: list[str]):
+def _hardware(results: dict) -> str:
+  """The machine a run's results.json records: the driver's (a dict:
+  backend, cores, devices, versions) or a description written with it."""
+  machine = results.get("machine")
+  if isinstance(machine, str):
+    versions = results.get("versions", {})
+    text = machine
+    if "devices" in results:
+      text += ", " + _count(results["devices"], "device", "devices")
+  elif isinstance(machine, dict):
+    versions = machine.get("versions", {})
+    devices = _count(machine["devices"], "device", "devices")
+    if machine.get("backend") == "cpu":
+      text = f"{machine['cpu_cores']}-core CPU, {devices}"
+    else:
+      text = f"{devices} ({machine['device_kind']})"
+  else:
+    return "not recorded"
+  return text + (f", jax {versions['jax']}" if "jax" in versions else "")
+
+
+def _seconds(results: dict) -> str:
+  wall = results.get("wall_time_s")
+  return "not recorded" if wall is None else f"{wall:.0f} s"
+
+
+def _both(first: str, second: str) -> str:
+  """One text if the two runs' are equal, else both."""
+  return first if first == second else f"{first}; {second}"
+
+
+def _budget(results: dict, epochs: int) -> str:
+  seeds = _count(len(results["seeds"]), "seed", "seeds")
+  return f"{seeds}, {_count(epochs, 'epoch', 'epochs')}"
+
+
+def _task1_claims(root: Path, longer: Path) -> list[str]:
+  """Per condition under ROOT: the Phased LSTM against the best of the
+  baselines run (by our mean), both beside the paper's, and the Phased
+  LSTM's run under LONGER (the paper's budget) where there is one."""
+  rows = []
+  for condition in ("regular", "highres", "async"):
+    plstm = task1_run(root, condition, "plstm")
+    long = task1_run(longer, condition, "plstm")
+    if plstm is None:
+      plstm, long = long, None
+    if plstm is None:
+      continue
+    runs = [task1_run(root, condition, m) for m in ("bn_lstm", "lstm")]
+    runs = [r for r in runs if r is not None]
+    best = max(runs, key=lambda r: r["per_seed"].mean(), default=None)
+    budget = _budget(plstm["results"], plstm["epochs"])
+    claim = f"task 1, {CONDITION_NAMES[condition]}: Phased LSTM"
+    paper, ours = plstm["paper"], _mean_std(plstm["per_seed"])
+    config = f"`freq_task.py:paper {plstm['flags']}`"
+    hardware, wall = _hardware(plstm["results"]), _seconds(plstm["results"])
+    word = plstm["verdict"]
+    if best is not None:
+      name = NAMES[best["model"]]
+      claim += f" vs the best baseline, {name}"
+      paper += f" vs {best['paper']}"
+      theirs = _budget(best["results"], best["epochs"])
+      ours = (
+        f"{ours} vs {_mean_std(best['per_seed'])}"
+        if theirs == budget
+        else f"{ours} ({budget}) vs {_mean_std(best['per_seed'])} ({theirs})"
+      )
+      same = best["flags"].replace(
+        f"model.name={best['model']}", "model.name=plstm"
+      )
+      config += (
+        f"; `--config.model.name={best['model']}`"
+        if same == plstm["flags"]
+        else f"; `{best['flags']}`"
+      )
+      hardware = _both(hardware, _hardware(best["results"]))
+      wall += f", {name} {_seconds(best['results'])}"
+    if best is None or theirs == budget:
+      ours += f" ({budget})"
+    if long is not None:
+      epochs = _count(long["epochs"], "epoch", "epochs")
+      ours += (
+        f"; Phased LSTM at {epochs}: {_mean_std(long['per_seed'])} "
+        f"({_count(len(long['per_seed']), 'seed', 'seeds')})"
+      )
+      config += f"; `--config.num_epochs={long['epochs']}`"
+      hardware = _both(hardware, _hardware(long["results"]))
+      wall += f", {epochs} {_seconds(long['results'])}"
+      word += f"; at {epochs} {long['verdict']}"
+    rows.append(
+      f"| {claim} | {paper} (official notebook, epoch 70) | {ours} | "
+      f"{config} | {hardware} | {wall} | {word} |"
+    )
+  return rows
+
+
+def _task2_claims(root: Path) -> list[str]:
+  rows = []
+  for model in PAPER_TASK2:
+    run = task2_run(root, model)
+    if run is None:
+      continue
+    units = _flag(run["results"], "model.hidden")
+    rows.append(
+      f"| task 2, {units} units: {NAMES[model]} | {run['paper']} | "
+      f"{_mean_std(run['per_seed'])} "
+      f"({_budget(run['results'], run['epochs'])}) | "
+      f"`freq_combo_task.py:paper {run['flags']}` | "
+      f"{_hardware(run['results'])} | {_seconds(run['results'])} | "
+      f"{run['verdict']} |"
+    )
+  return rows
+
+
+def _adding_claims(root: Path) -> list[str]:
+  """The Phased LSTM's period range of the lowest final MSE against the
+  LSTM."""
+  runs = adding_runs(root)
+  lstm = next((r for r in runs if r["model"] == "LSTM"), None)
+  ranges = [r for r in runs if r["model"] != "LSTM"]
+  if not ranges:
+    return []
+  best = min(ranges, key=lambda r: r["final"].mean())
+  results = best["results"]
+  data = results["config"]["data"]
+  seeds = _count(len(results["seeds"]), "seed", "seeds")
+  level = f"steps to MSE ≤ {MSE_LEVELS[0]}"
+  ours = f"MSE {best['final'].mean():.4f} ± {best['final'].std():.4f}"
+  reached = best["steps_to"][0]
+  config = (
+    f"`adding_task.py:paper {best['flags']} --config.num_epochs="
+    f"{_flag(results, 'num_epochs')} --config.num_seeds="
+    f"{len(results['seeds'])} --config.seed={results['seeds'][0]}`"
+  )
+  wall = f"{_seconds(results)} ({len(ranges)} ranges x {seeds} packed)"
+  hardware = _hardware(results)
+  if lstm is not None:
+    final = lstm["final"]
+    ours += f" vs the LSTM's {final.mean():.4f} ± {final.std():.4f}"
+    reached += f" vs {lstm['steps_to'][0]}"
+    config += "; `--config.model.name=lstm`"
+    wall += f", LSTM {_seconds(lstm['results'])}"
+    hardware = _both(hardware, _hardware(lstm["results"]))
+  return [
+    f"| adding task, T = {data['seq_len']} ± {data['jitter']}: Phased LSTM "
+    f"({best['model'].split(', ', 1)[1]}, the best of {len(ranges)} period "
+    f"ranges) faster than the LSTM | faster than the LSTM (recalled) | "
+    f"{ours}; {level}: {reached} ({seeds}, {results['steps']} steps) | "
+    f"{config} | {hardware} | {wall} | {best['verdict']} |"
+  ]
+
+
+def _nmnist_claims(root: Path) -> list[str]:
+  runs = nmnist_runs(root)
+  plstm = runs.get("plstm")
+  if plstm is None:
+    return []
+  results, final = plstm["results"], plstm["results"]["final"]
+  ours = (
+    f"{_mean_std(plstm['accuracy'])} "
+    f"({_budget(results, final['epoch'])}), "
+    f"{final['val_updates_per_neuron']:,.0f} updates per neuron per digit"
+  )
+  config = f"`nmnist.py:paper {plstm['flags']}`"
+  wall, hardware = _seconds(results), _hardware(results)
+  other = runs.get("event_lstm")
+  if other is not None:
+    theirs = other["results"]
+    ours += (
+      f" vs the event LSTM's {_mean_std(other['accuracy'])}, "
+      f"{theirs['final']['val_updates_per_neuron']:,.0f}"
+    )
+    config += "; `--config.model.name=event_lstm`"
+    wall += f", event LSTM {_seconds(theirs)}"
+    hardware = _both(hardware, _hardware(theirs))
+  return [
+    "| event MNIST: Phased LSTM, with fewer updates than an event-driven "
+    f"LSTM | {plstm['paper']}, an order of magnitude fewer updates | "
+    f"{ours} | {config} | {hardware} | {wall} | {plstm['verdict']} |"
+  ]
+
+
+def _store_recall_claims(root: Path) -> list[str]:
+  """The LSNN tutorial's store-recall: it trains until the recall error,
+  averaged over its last validation batches, is below the target."""
+  path = root / "results.json"
+  if not path.exists():
+    return []
+  results = json.loads(path.read_text())
+  config = results["config"]
+  model = config["model"]
+  window, target = config["early_stop"]["window"], results["target"]
+  final = results["final"]["val_recall_error"]
+  seeds = _count(len(results["seeds"]), "seed", "seeds")
+  if results["stopped_early"]:
+    ours = (
+      f"< {100 * target:g}% (mean of the last {window} validation batches) "
+      f"after {results['steps']} steps; {100 * final:.1f}% on the last "
+      f"batch ({seeds})"
+    )
+    word = "reproduced"
+  else:
+    ours = f"{100 * final:.1f}% after {results['steps']} steps ({seeds})"
+    word = f"not (not below {100 * target:g}%)"
+  command = results.get("command", "").split()
+  overrides = [a for a in command if a.startswith("--config")]
+  overrides = [
+    a.removeprefix("--config=configs/")
+    for a in overrides
+    if "--workdir" not in a
+  ]
+  return [
+    f"| LSNN store-recall ({model['n_regular']} LIF + {model['n_adaptive']} "
+    f"ALIF): recall error below {100 * target:g}% | stops at < "
+    f"{100 * target:g}% (LSNN tutorial; no number published) | {ours} | "
+    f"`{' '.join(overrides) or config['experiment']}` | {_hardware(results)} | "
+    f"{_seconds(results)} | {word} |"
+  ]
+
+
+def headline_rows(root: Path) -> list[str]:
+  """The README's headline: one row per claim of the papers with a run
+  under ROOT (results/): the claim, the paper's number and where it comes
+  from, ours (mean ± std over seeds), the config and its flags, the
+  machine and the wall time of each run (all its seeds, packed)."""
+  return [
+    "| claim | paper | ours | config | hardware | wall time | verdict |",
+    "|---|---|---|---|---|---|---|",
+    *_task1_claims(root / "task1", root / "task1_70"),
+    *_task2_claims(root / "task2"),
+    *_adding_claims(root / "adding"),
+    *_nmnist_claims(root / "nmnist"),
+    *_store_recall_claims(root / "store_recall"),
+  ]
+
+
+def write_block(path: Path, name: str, lines: list[str]):
   """Replaces the lines between `<!-- NAME -->` and `<!-- /NAME -->` in
-  `readme` with `lines`."""
-  text = readme.read_text()
+  the file at `path` with `lines`."""
+  text = path.read_text()
   start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
   if start not in text or end not in text:
-    raise ValueError(f"{readme} has no {start} ... {end} block.")
+    raise ValueError(f"{path} has no {start} ... {end} block.")
   head, rest = text.split(start, 1)
   _, tail = rest.split(end, 1)
   body = "".join(line + "\n" for line in lines)
-  readme.write_text(head + start + "\n" + body + end + tail)
+  path.write_text(head + start + "\n" + body + end + tail)
 
 
 def tables(root: Path) -> dict[str, list[str]]:
-  """The README's blocks from the summaries under ROOT (results/): name ->
-  lines, none for a study with no run yet."""
+  """The study blocks of docs/results.md from the summaries under ROOT
+  (results/): name -> lines, none for a study with no run yet."""
   rows = {
     "task1": task1_rows(root / "task1"),
     "task1_70": task1_rows(root / "task1_70"),
@@ -568,6 +870,26 @@ def tables(root: Path) -> dict[str, list[str]]:
     "nmnist": nmnist_rows(root / "nmnist"),
   }
   return {name: r if len(r) > 2 else [] for name, r in rows.items()}
+
+
+def write_tables(root: Path, readme: Path, results: Path) -> None:
+  """The headline block into `readme` and the study blocks into
+  `results`, each file checked for all its blocks before either is
+  written."""
+  headline = headline_rows(root)
+  files = {
+    readme: {"headline": headline if len(headline) > 2 else []},
+    results: tables(root),
+  }
+  for path, blocks in files.items():
+    text = path.read_text()
+    for name in blocks:
+      if f"<!-- {name} -->" not in text or f"<!-- /{name} -->" not in text:
+        raise ValueError(f"{path} has no <!-- {name} --> ... block.")
+  for path, blocks in files.items():
+    for name, rows in blocks.items():
+      write_block(path, name, rows)
+      print(f"Wrote {max(len(rows) - 2, 0)} {name} rows into {path}")
 
 
 def main(argv):
@@ -585,13 +907,18 @@ def main(argv):
 def draw(argv):
   if len(argv) != 2 or argv[1] not in ("bars", "curves", "nmnist", "table"):
     raise app.UsageError(
-      "Usage: figures.py bars|curves|nmnist --out=FILE.png ... | table"
+      "Usage: figures.py bars|curves|nmnist --out=FILE.png ... | table "
+      "[--root=results --readme=README.md --results=docs/results.md]"
     )
   if argv[1] == "table":
-    for name, rows in tables(Path(_ROOT.value or "results")).items():
-      write_block(Path(_OUT.value), name, rows)
-      print(f"Wrote {max(len(rows) - 2, 0)} {name} rows into {_OUT.value}")
+    if _OUT.value:
+      raise app.UsageError("table writes --readme and --results, not --out.")
+    write_tables(
+      Path(_ROOT.value or "results"), Path(_README.value), Path(_RESULTS.value)
+    )
     return
+  if not _OUT.value:
+    raise app.UsageError(f"{argv[1]} needs --out, the PNG to write.")
   if argv[1] in ("bars", "nmnist"):
     if not _ROOT.value:
       raise app.UsageError(f"{argv[1]} needs --root, the runs' directory.")

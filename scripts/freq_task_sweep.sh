@@ -2,7 +2,7 @@
 # Task 1 of Neil et al. (2016) complete: 3 conditions x 3 models, each run
 # training NUM_SEEDS seeds together (one vmapped program), then the figure.
 #   scripts/freq_task_sweep.sh ROOT [VARIANT] [NUM_SEEDS] [--config.* ...]
-# (paper, 5 seeds); e.g. the README's study, 17 epochs each:
+# (paper, 5 seeds); e.g. the study of docs/results.md, 17 epochs each:
 #   scripts/freq_task_sweep.sh /tmp/task1 paper 5 --config.num_epochs=17
 # Runs land in ROOT/{condition}/{model}; re-running resumes unfinished ones.
 set -euo pipefail

@@ -2,7 +2,6 @@
 `experiments.common.models.CELLS`: a GRU defined here trains in the
 frequency tasks, the adding task and event MNIST, and through the driver."""
 
-import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -10,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import plstm
 from configs import adding_task as adding_config
 from configs import freq_combo_task as combo_config
 from configs import freq_task as freq_config
@@ -19,40 +17,23 @@ from experiments import adding_task, freq_combo_task, freq_task, nmnist
 from experiments.common import models
 from plstm import train
 from plstm.train import task as task_lib
+from tests.test_cell_contract import GRU as ArrayGRU
 
 
 class GRUState(NamedTuple):
   h: jax.Array  # [B, H], read by the experiments' heads as `carry.h`
 
 
-@dataclasses.dataclass(frozen=True)
-class GRU:
-  r"""Cho et al. (2014), z_t the update and r_t the reset gate:
-  z_t = \sigma(x_t W_z + h U_z), r_t = \sigma(x_t W_r + h U_r),
-  h_t = (1 - z_t) h + z_t \tanh(x_t W_h + (r_t h) U_h)."""
-
-  hidden_size: int
-
-  def init(self, key, input_size):
-    kw, ku = jax.random.split(key)
-    h = self.hidden_size
-    return {
-      "w": jax.random.normal(kw, (input_size, 3 * h)) / np.sqrt(input_size),
-      "u": jax.random.normal(ku, (h, 3 * h)) / np.sqrt(h),
-    }
+class GRU(ArrayGRU):
+  """The GRU of test_cell_contract with its h in a NamedTuple carry, which
+  the experiments' heads read (`carry.h`)."""
 
   def initial_carry(self, batch_size, dtype=jnp.float32):
-    shape = plstm.cell.batch_shape(batch_size)
-    return GRUState(jnp.zeros((*shape, self.hidden_size), dtype))
+    return GRUState(super().initial_carry(batch_size, dtype))
 
   def step(self, params, carry, x, *, training=False):
-    del training
-    wz, wr, wh = jnp.split(x @ params["w"], 3, axis=-1)
-    uz, ur, uh = jnp.split(params["u"], 3, axis=-1)
-    z = jax.nn.sigmoid(wz + carry.h @ uz)
-    r = jax.nn.sigmoid(wr + carry.h @ ur)
-    h = (1 - z) * carry.h + z * jnp.tanh(wh + (r * carry.h) @ uh)
-    return GRUState(h), h
+    h, y = super().step(params, carry.h, x, training=training)
+    return GRUState(h), y
 
 
 @pytest.fixture

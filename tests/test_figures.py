@@ -322,15 +322,87 @@ def test_a_one_pass_event_mnist_row_says_so(tmp_path):
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_readme_tables_are_those_of_the_committed_results(tmp_path):
-  """Regenerating every block from results/ leaves the README unchanged."""
-  readme = tmp_path / "README.md"
+def test_the_tables_are_those_of_the_committed_results(tmp_path):
+  """Regenerating every block from results/ (the README's headline, the
+  studies of docs/results.md) leaves both files unchanged."""
+  readme, results = tmp_path / "README.md", tmp_path / "results.md"
   readme.write_text((REPO / "README.md").read_text())
+  results.write_text((REPO / "docs/results.md").read_text())
   blocks = figures.tables(REPO / "results")
   assert blocks["task1"] and blocks["task2"]
-  for name, rows in blocks.items():
-    figures.write_block(readme, name, rows)
+  figures.write_tables(REPO / "results", readme, results)
   assert readme.read_text() == (REPO / "README.md").read_text()
+  assert results.read_text() == (REPO / "docs/results.md").read_text()
+
+
+# The claims of the papers that results/ holds a run of, one headline row
+# each, by the start of the row.
+CLAIMS = (
+  "task 1, 1 ms: Phased LSTM vs the best baseline",
+  "task 1, 0.1 ms: Phased LSTM vs the best baseline",
+  "task 1, async: Phased LSTM vs the best baseline",
+  "task 2, 110 units: Phased LSTM",
+  "adding task, T = 500 ± 10: Phased LSTM",
+  "event MNIST: Phased LSTM",
+  "LSNN store-recall (10 LIF + 10 ALIF)",
+)
+
+
+def test_the_headline_has_one_row_per_claim():
+  rows = figures.headline_rows(REPO / "results")
+  header, rule, *claims = rows
+  assert header.startswith("| claim | paper | ours | config | hardware |")
+  assert len(claims) == len(CLAIMS)
+  for row, claim in zip(claims, CLAIMS, strict=True):
+    assert row.startswith(f"| {claim}"), row
+    assert row.count("|") == header.count("|") == rule.count("|"), row
+  async_ = claims[2]
+  # The paper's budget of 70 epochs (results/task1_70) joins the async row.
+  assert "; Phased LSTM at 70 epochs: " in async_
+  assert async_.endswith("| close (17 of 70 epochs); at 70 epochs reproduced |")
+  readme = (REPO / "README.md").read_text()
+  block = readme.split("<!-- headline -->\n")[1].split("<!-- /headline -->")[0]
+  assert block.splitlines() == rows
+
+
+def test_a_headline_row_compares_with_the_best_baseline(tmp_path):
+  """Per condition: the Phased LSTM, the better of the baselines by our
+  mean, the paper's numbers of both, the machine and the wall times."""
+  _summary(tmp_path / "task1/regular/plstm", [0.99, 0.995])
+  _summary(tmp_path / "task1/regular/lstm", [0.7, 0.9])
+  _summary(tmp_path / "task1/regular/bn_lstm", [0.6, 0.62])
+  _summary(tmp_path / "task1/async/lstm", [0.5, 0.54])  # no Phased LSTM
+  for run in ("plstm", "lstm"):
+    path = tmp_path / f"task1/regular/{run}/results.json"
+    summary = json.loads(path.read_text())
+    summary["wall_time_s"] = 99.6 if run == "plstm" else 10.2
+    summary["machine"] = {"backend": "gpu", "device_kind": "H100", "devices": 8}
+    path.write_text(json.dumps(summary))
+  _, _, row = figures.headline_rows(tmp_path)
+  assert row.startswith(
+    "| task 1, 1 ms: Phased LSTM vs the best baseline, LSTM | 99.3 ± 0.2% vs "
+    "89.3 ± 18.9% (official notebook, epoch 70) | 99.2 ± 0.2% vs 80.0 ± 10.0% "
+    "(2 seeds, 17 epochs) | "
+  )
+  assert row.endswith(
+    "; `--config.model.name=lstm` | 8 devices (H100) | 100 s, LSTM 10 s | "
+    "reproduced |"
+  )
+
+
+def test_the_tables_write_nothing_unless_both_files_have_their_blocks(
+  tmp_path,
+):
+  readme, results = tmp_path / "README.md", tmp_path / "results.md"
+  readme.write_text("<!-- headline -->\nold\n<!-- /headline -->\n")
+  results.write_text("no blocks\n")
+  with pytest.raises(ValueError, match="no <!-- task1 -->"):
+    figures.write_tables(REPO / "results", readme, results)
+  assert "old" in readme.read_text()
+
+
+def test_the_readme_reads_in_a_minute():
+  assert len((REPO / "README.md").read_text().splitlines()) <= 250
 
 
 def test_the_task1_figure_redraws_from_the_committed_results(tmp_path):

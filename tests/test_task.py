@@ -1,4 +1,5 @@
-"""plstm.train.task: keys split by purpose, host-side generators, fixed leaves."""
+"""plstm.train.task: keys split by purpose, host-side generators; and
+plstm.trainable and plstm.merge for fixed leaves."""
 
 import itertools
 

@@ -131,39 +131,40 @@ def compile_steps(
     metrics = task.loss(params, batch, device_key(k.eval), training=False)[1]
     return jax.lax.pmean(metrics, DATA)
 
-  def per_model(one):
-    """`one` vmapped over this device's models, each given its seed's batch,
-    inside a shard_map over the mesh."""
-
-    def local(tree, batch, keys, values, seed_index):
-      batches = jax.tree.map(lambda x: x[seed_index], batch)
-      return jax.vmap(one)(tree, batches, keys, values)
-
-    model = P(MODEL)
-    return jax.shard_map(
-      local,
-      mesh=mesh,
-      in_specs=(model, P(None, DATA), model, model, model),
-      out_specs=model,
-      check_vma=False,
-    )
-
   init_state = jax.jit(
     lambda: jax.vmap(init_one)(keys, values), out_shardings=by_model
   )
   train_step = jax.jit(
-    lambda state, batch: per_model(train_one)(
+    lambda state, batch: _per_model(train_one, mesh)(
       state, batch, keys, values, seed_index
     ),
     out_shardings=(by_model, replicated),
   )
   eval_step = jax.jit(
-    lambda params, batch: per_model(eval_one)(
+    lambda params, batch: _per_model(eval_one, mesh)(
       params, batch, keys, values, seed_index
     ),
     out_shardings=replicated,
   )
   return init_state, train_step, eval_step
+
+
+def _per_model(one, mesh: jax.sharding.Mesh):
+  """`one` vmapped over this device's models, each given its seed's batch,
+  inside a shard_map over `mesh`."""
+
+  def local(tree, batch, keys, values, seed_index):
+    batches = jax.tree.map(lambda x: x[seed_index], batch)
+    return jax.vmap(one)(tree, batches, keys, values)
+
+  model = P(MODEL)
+  return jax.shard_map(
+    local,
+    mesh=mesh,
+    in_specs=(model, P(None, DATA), model, model, model),
+    out_specs=model,
+    check_vma=False,
+  )
 
 
 def check_packable(
