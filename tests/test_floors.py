@@ -86,3 +86,16 @@ def test_a_second_train_step_does_not_recompile():
   assert train_step._cache_size() == 1
   assert int(np.asarray(state.step)[0]) == 3
   assert np.all(np.isfinite(losses)) and not np.allclose(losses[0], losses[2])
+
+
+def test_the_trainer_without_its_dependencies_names_the_extra():
+  code = "import sys; sys.modules['tqdm'] = None; import plstm.train"
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
+  )
+  assert out.returncode != 0
+  last = out.stderr.strip().splitlines()[-1]
+  assert last == (
+    "ModuleNotFoundError: plstm.train needs tqdm, one of the trainer's "
+    "dependencies: pip install -e '.[train]'."
+  )

@@ -57,7 +57,14 @@ in orbax's checkpoints, which then needs the workdir on a filesystem every
 host sees.
 """
 
-from plstm.train.checkpoints import Interrupted
-from plstm.train.loop import train_and_evaluate
+try:
+  from plstm.train.checkpoints import Interrupted
+  from plstm.train.loop import train_and_evaluate
+except ModuleNotFoundError as e:  # The library's install lacks the trainer's.
+  raise ModuleNotFoundError(
+    f"plstm.train needs {e.name}, one of the trainer's dependencies: "
+    "pip install -e '.[train]'.",
+    name=e.name,
+  ) from e
 
 __all__ = ["Interrupted", "train_and_evaluate"]
