@@ -40,6 +40,10 @@ from pathlib import Path
 import ml_collections
 
 VARIANTS = ("small", "paper", "smoke")
+# `config.model.dtype` of the Phased LSTM and LSNN configs: the computation
+# dtype of the cells' matrix products, "float32" or "bfloat16" (params,
+# carries and the rest of the maths stay float32; see `plstm.cell`).
+DTYPE = "float32"
 
 
 def check_variant(path: str | os.PathLike, variant: str) -> None:
@@ -85,7 +89,8 @@ def phased_lstm_model(
   leak alpha = 1e-3 in the closed phase (training only), open ratio
   r_on = 0.05 (trained unless `train_r_on` is False), periods tau
   log-uniform in `tau_range` and phase shifts uniform in `shift_range`. Both
-  the Phased LSTM and the LSTMs have peepholes, as in the paper.
+  the Phased LSTM and the LSTMs have peepholes, as in the paper. `dtype`
+  (`DTYPE`) is the computation dtype of the cells' matrix products.
   """
   config = ml_collections.ConfigDict()
   config.name = name
@@ -96,6 +101,7 @@ def phased_lstm_model(
   config.train_r_on = train_r_on
   config.tau_range = tau_range
   config.shift_range = shift_range
+  config.dtype = DTYPE
   return config
 
 

@@ -64,6 +64,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.model.tau_range = (1.0, math.exp(6.0))  # tau ~ exp(U(0, 6))
   # LSTM (TF BasicLSTMCell).
   config.model.forget_bias = 1.0
+  config.model.dtype = common.DTYPE
 
   config.data = ml_collections.ConfigDict()
   config.data.dir = "../shared/data/mnist"  # '' for tensorflow-datasets

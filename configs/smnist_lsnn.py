@@ -56,6 +56,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.model.tau_out = 20.0  # readout filter [ms]
   config.model.reg = 0.1  # firing-rate regulariser coefficient
   config.model.reg_rate = 10.0  # its target rate [Hz]
+  config.model.dtype = common.DTYPE
 
   config.rewiring = ml_collections.ConfigDict()
   config.rewiring.connectivity = 0.12  # 0 or 1: dense, no DEEP R

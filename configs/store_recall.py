@@ -58,6 +58,7 @@ def get_config(arg: str = "small") -> ml_collections.ConfigDict:
   config.model.tau_out = 20.0  # readout filter [ms]
   config.model.reg = 1e-2  # firing-rate regulariser coefficient
   config.model.reg_rate = 10.0  # its target rate [Hz]
+  config.model.dtype = common.DTYPE
 
   config.rewiring = ml_collections.ConfigDict()
   config.rewiring.connectivity = (

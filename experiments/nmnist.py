@@ -78,7 +78,7 @@ import numpy as np
 import optax
 
 import plstm
-from experiments.common import events, mnist_data, models
+from experiments.common import events, mnist_data, models, precision
 from plstm.cell import timed
 from plstm.train.task import Task, numpy_rng
 
@@ -376,7 +376,9 @@ def make_task(config) -> Task:
   events = config.model.name == EVENT_LSTM
   if events:
     frame_ms = None
-    cell = models.CELLS["lstm"](config.model)
+    cell = precision.with_dtype(
+      models.CELLS["lstm"](config.model), config.model
+    )
   else:
     cell = models.make_cell(config.model)
 

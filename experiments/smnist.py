@@ -53,7 +53,7 @@ import numpy as np
 import optax
 
 import plstm
-from experiments.common import mnist_data
+from experiments.common import mnist_data, precision
 from plstm.cell import is_traced, timed
 from plstm.train.task import Task, numpy_rng
 
@@ -213,7 +213,7 @@ def make_cell(model):
     raise ValueError(
       f"config.model.name must be one of {tuple(CELLS)}, got {model.name!r}."
     )
-  return CELLS[model.name](model)
+  return precision.with_dtype(CELLS[model.name](model), model)
 
 
 def init_params(cell, key: jax.Array) -> dict:

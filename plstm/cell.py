@@ -23,10 +23,23 @@ the LSNN's thr) may be JAX scalars. Their range checks and the Python
 branches on them run only when they are concrete (`is_traced`); a traced
 value takes the branch-free form of the same computation.
 
+Precision, in Flax's terms: every cell with matrix products takes `dtype`,
+the computation dtype of those products (their inputs cast to it, the sums
+accumulated in float32: `dot`, `einsum`; None, the default: the params'
+dtype, no cast), and `param_dtype`, the dtype `init` draws the weights in
+(float32). With dtype=jnp.bfloat16 and float32 params, the products run in
+bfloat16 while the params, the carry, the gates' element-wise maths and
+the Phased LSTM's timestamps and phase stay float32 (or float64 under x64).
+`init` draws the weights in float32 and casts them to `param_dtype`. With
+param_dtype=jnp.bfloat16 the LSTM and the RNN compute everything in
+bfloat16 (their carry follows the params); the Phased LSTM's gate params
+and the LSNN's neuron constants stay float32, so keep their params float32.
+
 Shapes: B batch (any leading shape for a single step), T time, I inputs,
 H hidden units.
 """
 
+import dataclasses
 import numbers
 from typing import Any
 
@@ -37,6 +50,65 @@ Array = jax.Array
 # jax.nn.initializers.Initializer: (key, shape, dtype) -> Array.
 Initializer = Any
 Params = dict[str, Array]
+
+
+def _accumulation(x: Array, w: Array):
+  """The dtype a product of `x` and `w` accumulates in: theirs, at least
+  float32."""
+  return jnp.promote_types(jnp.promote_types(x.dtype, w.dtype), jnp.float32)
+
+
+def dot(x: Array, w: Array, dtype=None) -> Array:
+  """x @ w in the computation `dtype`: x and w cast to it, the product
+  accumulated and returned in their dtype, at least float32. None: x @ w."""
+  if dtype is None:
+    return x @ w
+  return jnp.matmul(
+    x.astype(dtype), w.astype(dtype), preferred_element_type=_accumulation(x, w)
+  )
+
+
+def einsum(subscripts: str, x: Array, w: Array, dtype=None) -> Array:
+  """`jnp.einsum(subscripts, x, w)` in the computation `dtype`, as `dot`."""
+  if dtype is None:
+    return jnp.einsum(subscripts, x, w)
+  return jnp.einsum(
+    subscripts,
+    x.astype(dtype),
+    w.astype(dtype),
+    preferred_element_type=_accumulation(x, w),
+  )
+
+
+def cast(params: Params, dtype) -> Params:
+  """`params` (float32 as drawn) in `dtype`, a cell's `param_dtype`."""
+  return {k: v.astype(dtype) for k, v in params.items()}
+
+
+def with_precision(cell, dtype=None, param_dtype=None):
+  """`cell` with its `dtype` and `param_dtype` set where given (None: kept);
+  a wrapping cell (`plstm.Phased`, field `cell`) sets them on the cell it
+  wraps.
+
+  Raises:
+    ValueError: if `cell` has no such fields.
+  """
+  changes = {
+    k: v
+    for k, v in (("dtype", dtype), ("param_dtype", param_dtype))
+    if v is not None
+  }
+  if not changes:
+    return cell
+  fields = {f.name for f in dataclasses.fields(cell)}
+  if "cell" in fields:
+    inner = with_precision(cell.cell, dtype, param_dtype)
+    return dataclasses.replace(cell, cell=inner)
+  if not set(changes) <= fields:
+    raise ValueError(
+      f"{describe(cell)} has no precision fields (dtype, param_dtype)."
+    )
+  return dataclasses.replace(cell, **changes)
 
 
 def batch_shape(batch_size: int | tuple[int, ...]) -> tuple[int, ...]:

@@ -14,17 +14,27 @@ D = n_delay synaptic delay slots.
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from plstm import parallel
-from plstm.cell import Array, Params, batch_shape, check_size, is_traced
+from plstm.cell import (
+  Array,
+  Params,
+  batch_shape,
+  cast,
+  check_size,
+  einsum,
+  is_traced,
+)
 
 # One number for all neurons, or one per neuron; each a float or a JAX scalar.
 PerNeuron = float | Array | Sequence[float | Array]
+# x [B, I] against a delay-expanded weight [I, R, D]: the D future slots.
+_DELAYED = "...i,ijd->...jd"
 
 
 class LSNNState(NamedTuple):
@@ -122,12 +132,15 @@ class ALIF:
   input with delay d enters v at step t + d; a recurrent spike with delay d,
   fed back one step later as the carry's z, enters at t + 1 + d.
 
-  Params: `w_in` [I, R], `w_rec` [R, R] (float32; the diagonal of `w_rec`
-  is ignored: no self-connections) and, when n_delay > 1, the synaptic
-  delays `d_in` [I, R] and `d_rec` [R, R] (int32 in {0..D-1}, `delays`).
-  With n_delay = 1 every delay is 0 and the params hold no delays. Carry:
+  Params: `w_in` [I, R], `w_rec` [R, R] (in `param_dtype`, float32; the
+  diagonal of `w_rec` is ignored: no self-connections) and, when
+  n_delay > 1, the synaptic delays `d_in` [I, R] and `d_rec` [R, R] (int32
+  in {0..D-1}, `delays`). With n_delay = 1 every delay is 0 and the params
+  hold no delays. Carry:
   `LSNNState`. Inputs: x [B, I]. Outputs: `LSNNOutput(z, v, thr)`, thr
-  being A_t.
+  being A_t. `dtype` (keyword): the computation dtype of the two delayed
+  products (see `plstm.cell`); spikes (0 or 1/dt) are exact in bfloat16
+  when 1/dt is (dt = 1), inputs and weights are rounded to it.
 
   tau, thr, tau_a and beta are numbers or sequences of R values (one per
   neuron); beta = 0 makes a neuron a LIF neuron (the sMNIST network has
@@ -175,6 +188,8 @@ class ALIF:
   tau_a: PerNeuron = 200.0
   beta: PerNeuron = 1.6
   dampening_factor: float | Array = 0.3
+  dtype: Any = dataclasses.field(default=None, kw_only=True)
+  param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
 
   def __post_init__(self):
     name = type(self).__name__
@@ -217,10 +232,13 @@ class ALIF:
     check_size(f"{type(self).__name__}.init", "input_size", input_size)
     k_in, k_rec, k_delay = jax.random.split(key, 3)
     r = self.n_rec
-    return {
+    weights = {
       "w_in": jax.random.normal(k_in, (input_size, r), jnp.float32)
       / math.sqrt(input_size),
       "w_rec": jax.random.normal(k_rec, (r, r), jnp.float32) / math.sqrt(r),
+    }
+    return {
+      **cast(weights, self.param_dtype),
       **self.delays(k_delay, input_size),
     }
 
@@ -305,8 +323,8 @@ class ALIF:
     w_rec = jnp.where(no_autapse, 0.0, params["w_rec"])
     i_buf = (
       i_future
-      + jnp.einsum("...i,ijd->...jd", x, self._delayed(params["w_in"], d_in))
-      + jnp.einsum("...i,ijd->...jd", z, self._delayed(w_rec, d_rec))
+      + einsum(_DELAYED, x, self._delayed(params["w_in"], d_in), self.dtype)
+      + einsum(_DELAYED, z, self._delayed(w_rec, d_rec), self.dtype)
     )
     dt = self.dt
     alpha = self._decay(self.tau)

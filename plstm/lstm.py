@@ -4,12 +4,20 @@ Shapes: B is any leading batch shape, I inputs, H hidden units.
 """
 
 import dataclasses
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from plstm.cell import Array, Initializer, Params, batch_shape, check_size
+from plstm.cell import (
+  Array,
+  Initializer,
+  Params,
+  batch_shape,
+  cast,
+  check_size,
+  dot,
+)
 
 
 class LSTMState(NamedTuple):
@@ -37,8 +45,10 @@ class LSTM:
   and the Phased LSTM code.
 
   Params: `w_x` [I, 4H], `w_h` [H, 4H], `b` [4H] (gate order i, f, g, o), and
-  with peepholes `p_i`, `p_f`, `p_o` [H]. Carry: `LSTMState(c, h)`, each
-  [B, H]. Inputs: x [B, I]. Outputs: h [B, H].
+  with peepholes `p_i`, `p_f`, `p_o` [H], in `param_dtype`. Carry:
+  `LSTMState(c, h)`, each [B, H]. Inputs: x [B, I]. Outputs: h [B, H].
+  `dtype` (keyword): the computation dtype of x W_x and h W_h (see
+  `plstm.cell`; None: the params').
 
   Notes:
     `forget_bias` and `input_bias` (floats or JAX scalars) are the initial
@@ -60,6 +70,8 @@ class LSTM:
   kernel_init: Initializer = jax.nn.initializers.lecun_normal()
   recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
   peephole_init: Initializer = jax.nn.initializers.normal(0.1)
+  dtype: Any = dataclasses.field(default=None, kw_only=True)
+  param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
 
   def __post_init__(self):
     check_size(type(self).__name__, "hidden_size", self.hidden_size)
@@ -88,7 +100,7 @@ class LSTM:
         ("p_i", "p_f", "p_o"), jax.random.split(k_p, 3), strict=True
       ):
         params[name] = self.peephole_init(k, (h,), jnp.float32)
-    return params
+    return cast(params, self.param_dtype)
 
   def initial_carry(
     self, batch_size: int | tuple[int, ...], dtype=jnp.float32
@@ -103,7 +115,7 @@ class LSTM:
     It does not depend on the carry, so `plstm.scan` applies it to a whole
     sequence in one matrix product before stepping through time.
     """
-    return x @ params["w_x"] + params["b"]
+    return dot(x, params["w_x"], self.dtype) + params["b"]
 
   def recur(
     self,
@@ -136,7 +148,7 @@ class LSTM:
   ) -> tuple[Array, Array]:
     """The LSTM update (c_t, h_t) above, before any time gate."""
     c_prev, h_prev = carry
-    z = z_x + h_prev @ params["w_h"]
+    z = z_x + dot(h_prev, params["w_h"], self.dtype)
     z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
     if self.peepholes:
       z_i = z_i + params["p_i"] * c_prev

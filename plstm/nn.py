@@ -16,6 +16,10 @@ inputs `(x, t)`, or one array [..., I + 1] whose last channel is t; the
 latter is how it runs inside `*.RNN`, which take a single array (t then
 shares x's dtype).
 
+Precision: every wrapper takes Flax's `dtype` (the computation dtype of
+the cell's matrix products) and `param_dtype` (the params' dtype), which set
+the cell's own (`plstm.cell.with_precision`; None keeps the cell's).
+
 Shapes: B batch, T time, I input features (without t), H hidden units.
 """
 
@@ -25,7 +29,14 @@ from typing import Any
 import jax
 from flax import linen, nnx
 
-from plstm.cell import Array, Params, describe, is_trained, timed
+from plstm.cell import (
+  Array,
+  Params,
+  describe,
+  is_trained,
+  timed,
+  with_precision,
+)
 from plstm.recurrent import scan
 
 
@@ -58,11 +69,16 @@ def _trained(entry) -> bool:
   return all(map(is_trained, jax.tree.leaves(entry)))
 
 
+def _cell(module: linen.Module):
+  """The module's cell with the module's precision."""
+  return with_precision(module.cell, module.dtype, module.param_dtype)
+
+
 def _linen_params(module: linen.Module, input_size: int) -> Params:
   """One linen variable per entry of `module.cell.init`, under the same
   name: a param, or for an integer entry (fixed structure, such as the
   ALIF's delays) a variable of the collection "structure"."""
-  init = functools.partial(module.cell.init, input_size=input_size)
+  init = functools.partial(_cell(module).init, input_size=input_size)
   shapes = jax.eval_shape(init, jax.random.key(0))
   params = {}
   for n, shape in shapes.items():
@@ -81,25 +97,27 @@ class LinenCell(linen.RNNCellBase):
     cell: a plstm cell, e.g. `plstm.PhasedLSTM(8)`.
     deterministic: False runs the cell with `training=True` (the Phased LSTM
       leak).
+    dtype, param_dtype: the cell's precision (None: the cell's own).
   """
 
   cell: Any
   deterministic: bool = True
+  dtype: Any = None
+  param_dtype: Any = None
 
   @linen.compact
   def __call__(self, carry, inputs):
     """One step: (carry, x [B, I] | (x, t) | [B, I + 1]) -> (carry, [B, H])."""
-    inputs = _split_time(self.cell, inputs)
-    params = _linen_params(self, _input_size(self.cell, inputs))
-    return self.cell.step(
-      params, carry, inputs, training=not self.deterministic
-    )
+    cell = _cell(self)
+    inputs = _split_time(cell, inputs)
+    params = _linen_params(self, _input_size(cell, inputs))
+    return cell.step(params, carry, inputs, training=not self.deterministic)
 
   @linen.nowrap
   def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]):
     """Zeros for inputs of shape [B, ...]; `rng` is unused."""
     del rng
-    return self.cell.initial_carry(input_shape[:-1])
+    return _cell(self).initial_carry(input_shape[:-1])
 
   @property
   def num_feature_axes(self) -> int:
@@ -112,10 +130,13 @@ class LinenRNN(linen.Module):
   Attributes:
     cell: a plstm cell.
     deterministic: False runs the cell with `training=True`.
+    dtype, param_dtype: the cell's precision (None: the cell's own).
   """
 
   cell: Any
   deterministic: bool = True
+  dtype: Any = None
+  param_dtype: Any = None
 
   @linen.compact
   def __call__(self, inputs, *, mask: Array | None = None, initial_carry=None):
@@ -123,10 +144,11 @@ class LinenRNN(linen.Module):
 
     `mask` [B, T] and `initial_carry` are those of `plstm.scan`.
     """
-    inputs = _split_time(self.cell, inputs)
-    params = _linen_params(self, _input_size(self.cell, inputs))
+    cell = _cell(self)
+    inputs = _split_time(cell, inputs)
+    params = _linen_params(self, _input_size(cell, inputs))
     _, outputs = scan(
-      self.cell,
+      cell,
       params,
       inputs,
       mask=mask,
@@ -142,7 +164,14 @@ class _NNXWrapper(nnx.Module):
   `nnx.Variable`s, which `nnx.grad` leaves alone)."""
 
   def __init__(
-    self, cell, in_features: int, *, rngs: nnx.Rngs, deterministic: bool = True
+    self,
+    cell,
+    in_features: int,
+    *,
+    rngs: nnx.Rngs,
+    deterministic: bool = True,
+    dtype=None,
+    param_dtype=None,
   ):
     """Draws the params with `cell.init`.
 
@@ -152,7 +181,9 @@ class _NNXWrapper(nnx.Module):
       rngs: its `params` stream draws the init.
       deterministic: False runs the cell with `training=True` (the Phased LSTM
         leak); `model.train()` and `model.eval()` set it.
+      dtype, param_dtype: the cell's precision (None: the cell's own).
     """
+    cell = with_precision(cell, dtype, param_dtype)
     self.cell = cell
     self.deterministic = deterministic
     params = cell.init(rngs.params(), in_features)

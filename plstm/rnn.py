@@ -5,11 +5,20 @@ Shapes: B is any leading batch shape, I inputs, H hidden units.
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from plstm.cell import Array, Initializer, Params, batch_shape, check_size
+from plstm.cell import (
+  Array,
+  Initializer,
+  Params,
+  batch_shape,
+  cast,
+  check_size,
+  dot,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,8 +28,9 @@ class RNN:
   .. math::
     h_t = f(x_t W_x + h_{t-1} W_h + b)
 
-  Params: `w_x` [I, H], `w_h` [H, H], `b` [H]. Carry: h [B, H].
-  Inputs: x [B, I]. Outputs: h [B, H].
+  Params: `w_x` [I, H], `w_h` [H, H], `b` [H], in `param_dtype`. Carry:
+  h [B, H]. Inputs: x [B, I]. Outputs: h [B, H]. `dtype` (keyword): the
+  computation dtype of the two products (see `plstm.cell`).
 
   Notes:
     theano_lstm's `RNN` computes f(W [x; h] + b) with one W of shape
@@ -42,6 +52,8 @@ class RNN:
   activation: Callable[[Array], Array] = jnp.tanh
   kernel_init: Initializer = jax.nn.initializers.lecun_normal()
   recurrent_kernel_init: Initializer = jax.nn.initializers.orthogonal()
+  dtype: Any = dataclasses.field(default=None, kw_only=True)
+  param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
 
   def __post_init__(self):
     check_size(type(self).__name__, "hidden_size", self.hidden_size)
@@ -51,11 +63,12 @@ class RNN:
     check_size(f"{type(self).__name__}.init", "input_size", input_size)
     h = self.hidden_size
     k_x, k_h = jax.random.split(key)
-    return {
+    params = {
       "w_x": self.kernel_init(k_x, (input_size, h), jnp.float32),
       "w_h": self.recurrent_kernel_init(k_h, (h, h), jnp.float32),
       "b": jnp.zeros((h,), jnp.float32),
     }
+    return cast(params, self.param_dtype)
 
   def initial_carry(
     self, batch_size: int | tuple[int, ...], dtype=jnp.float32
@@ -65,14 +78,14 @@ class RNN:
 
   def project(self, params: Params, x: Array) -> Array:
     """The input half of the pre-activation, x W_x + b: [..., I] -> [..., H]."""
-    return x @ params["w_x"] + params["b"]
+    return dot(x, params["w_x"], self.dtype) + params["b"]
 
   def recur(
     self, params: Params, carry: Array, z_x: Array, *, training: bool = False
   ) -> tuple[Array, Array]:
     """One step from the projected input `z_x` [B, H]."""
     del training  # The RNN behaves the same in training and evaluation.
-    h = self.activation(z_x + carry @ params["w_h"])
+    h = self.activation(z_x + dot(carry, params["w_h"], self.dtype))
     return h, h
 
   def step(
@@ -115,6 +128,8 @@ class GatedInput:
 
   hidden_size: int
   kernel_init: Initializer = jax.nn.initializers.lecun_normal()
+  dtype: Any = dataclasses.field(default=None, kw_only=True)
+  param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
 
   def __post_init__(self):
     check_size(type(self).__name__, "hidden_size", self.hidden_size)
@@ -123,15 +138,17 @@ class GatedInput:
     """Returns the params for inputs of `input_size` features."""
     check_size(f"{type(self).__name__}.init", "input_size", input_size)
     k_x, k_h = jax.random.split(key)
-    return {
+    params = {
       "w_x": self.kernel_init(k_x, (input_size, 1), jnp.float32),
       "w_h": self.kernel_init(k_h, (self.hidden_size, 1), jnp.float32),
       "b": jnp.zeros((1,), jnp.float32),
     }
+    return cast(params, self.param_dtype)
 
   def gate(self, params: Params, x: Array, h: Array) -> Array:
     """g = sigmoid(x w_x + h w_h + b): [B, I], [B, H] -> [B, 1]."""
-    return jax.nn.sigmoid(x @ params["w_x"] + h @ params["w_h"] + params["b"])
+    z = dot(x, params["w_x"], self.dtype) + dot(h, params["w_h"], self.dtype)
+    return jax.nn.sigmoid(z + params["b"])
 
   def apply(self, params: Params, x: Array, h: Array) -> Array:
     """The gated input g x: [B, I], [B, H] -> [B, I]."""

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plstm import recurrent
-from plstm.cell import Array, Params, timed_inputs
+from plstm.cell import Array, Params, einsum, timed_inputs
 from plstm.lstm import LSTMState
 from plstm.phased_lstm import PhasedLSTM, time_gate
 
@@ -121,9 +121,10 @@ class _OpenUnits:
     sub = _gather(rows, idx)
     # The gathered rows are the left operand, so that the matrix product
     # reads them as they are (a right operand would be transposed, a copy).
-    z_t = jnp.einsum("gmk,kb->gmb", sub.pop("w_h"), h_all.T)
+    dtype = self.cell.dtype
+    z_t = einsum("gmk,kb->gmb", sub.pop("w_h"), h_all.T, dtype)
     z = (
-      jnp.einsum("bi,gmi->bgm", x_t, sub.pop("w_x"))
+      einsum("bi,gmi->bgm", x_t, sub.pop("w_x"), dtype)
       + jnp.moveaxis(z_t, -1, 0)
       + sub.pop("b")
     ).reshape(x_t.shape[0], -1)  # [B, 4M] in gate order

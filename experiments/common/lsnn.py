@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import optax
 
 import plstm
+from experiments.common import precision
 from plstm.cell import is_traced
 from plstm.train import optimizers
 
@@ -100,14 +101,15 @@ class Network(NamedTuple):
 
 def make_cell(model) -> plstm.ALIF:
   """The population of `model` (a config's `model` block): n_regular LIF
-  neurons, then n_adaptive ALIF ones."""
+  neurons, then n_adaptive ALIF ones, their delayed products in
+  `model.dtype`."""
   m = model
   if m.n_regular < 0 or m.n_adaptive < 0 or m.n_regular + m.n_adaptive == 0:
     raise ValueError(
       "config.model.n_regular and n_adaptive must be >= 0 with a positive "
       f"sum, got {m.n_regular} and {m.n_adaptive}."
     )
-  return plstm.ALIF(
+  cell = plstm.ALIF(
     m.n_regular + m.n_adaptive,
     tau=m.tau,
     thr=m.thr,
@@ -118,6 +120,7 @@ def make_cell(model) -> plstm.ALIF:
     beta=(0.0,) * m.n_regular + (m.beta,) * m.n_adaptive,
     dampening_factor=m.dampening_factor,
   )
+  return precision.with_dtype(cell, m)
 
 
 def is_rewired(rewiring) -> bool:

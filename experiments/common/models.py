@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 import plstm
+from experiments.common import precision
 from plstm.cell import timed
 
 
@@ -52,12 +53,13 @@ CELLS = {"plstm": phased_lstm, "lstm": lasagne_lstm, "bn_lstm": lasagne_lstm}
 
 
 def make_cell(model):
-  """The recurrent cell of `model` (a config's `model` block)."""
+  """The recurrent cell of `model` (a config's `model` block), computing
+  its products in `model.dtype`."""
   if model.name not in CELLS:
     raise ValueError(
       f"config.model.name must be one of {tuple(CELLS)}, got {model.name!r}."
     )
-  return CELLS[model.name](model)
+  return precision.with_dtype(CELLS[model.name](model), model)
 
 
 def input_size(cell, features: int) -> int:
