@@ -34,20 +34,25 @@ per core unless `--torch_threads`). A batch that does not divide over the
 devices is split over the most devices that divide it (the note says so).
 
 Groups (B batch, T time, I inputs, H hidden units):
-  lstm: plstm.LSTM through plstm.scan on every device and on one, in its
-    default loop and in the other one (`hoist`), flax.linen.RNN(
-    OptimizedLSTMCell), torch.nn.LSTM, on a GPU jax.experimental.rnn
-    (cuDNN); loss: MSE of a linear readout of the last h. Below the table,
-    the bars at each shape, from the same run: plstm.LSTM on every device
-    at least 1.3x as fast as Flax and as torch.nn.LSTM.
+  lstm: plstm.LSTM through plstm.scan and flax.linen.RNN(
+    OptimizedLSTMCell), each on every device (through the same
+    `plstm.parallel.value_and_grad`) and on one, in float32 and with
+    bfloat16 matrix products (plstm's `dtype`, Flax's `dtype`; float32
+    params); plstm's other loop (`hoist`); torch.nn.LSTM; on a GPU
+    jax.experimental.rnn (cuDNN); loss: MSE of a linear readout of the last
+    h. Below the table, the bars at each shape, from the same run, each on
+    equal footing: plstm.LSTM at least 1.3x as fast as Flax on the same
+    devices in the same precision (and as torch.nn.LSTM), and bfloat16 at
+    least 1.3x float32 for plstm.LSTM on every device.
   plstm: plstm.PhasedLSTM (training, leak on, peepholes as in the paper)
-    on every device and on one, against plstm.LSTM on one device at the
-    same shape without and with peepholes (the latter differs from the
-    Phased LSTM by the time gate alone) and a plain PyTorch Phased LSTM.
+    on every device and on one, in float32 and bfloat16, against plstm.LSTM
+    on one device at the same shape without and with peepholes (the latter
+    differs from the Phased LSTM by the time gate alone) and a plain PyTorch
+    Phased LSTM.
   snn: the sMNIST LSNN (`experiments/smnist_lsnn.py`, 120 LIF + 100 ALIF,
     n_delay 10, n_refractory 5, B 256, T 840, 80 inputs) with DEEP R on
-    every device and on one, and on one device without DEEP R, without
-    delays and refractoriness; snnTorch's RLeaky.
+    every device (float32 and bfloat16) and on one, and on one device
+    without DEEP R, without delays and refractoriness; snnTorch's RLeaky.
   sparse: evaluation (forward only, one device) of a Phased LSTM at
     r_on = 0.05, dense (plstm.scan) against `plstm.sparse.scan`, which
     updates only open units.
@@ -112,6 +117,10 @@ TORCH_LSTM = "torch.nn.LSTM"
 # plstm.LSTM on every device against each LSTM peer: at least this many
 # times its sequences per second.
 LSTM_BAR = 1.3
+# plstm.LSTM with bfloat16 products on every device against float32, at
+# least this many times its seq/s.
+BF16 = "bfloat16"
+BF16_BAR = 1.3
 SWEEP_TASKS = ("freq_task", "store_recall")
 SWEEP_MODELS = (1, 4, 16, 64)
 # K = 16 packed models against 16 sequential runs: at least this many times
@@ -310,12 +319,12 @@ def _mse_of_last(h: jax.Array, params, y: jax.Array) -> jax.Array:
 
 
 def plstm_lstm(
-  shape, peepholes: bool = False, mesh=None, **scan_options
+  shape, peepholes: bool = False, mesh=None, dtype=None, **scan_options
 ) -> Runner:
   """plstm.LSTM through plstm.scan(..., **scan_options), on one device or
-  data parallel over `mesh`."""
+  data parallel over `mesh`, its products in `dtype` (None: float32)."""
   b, t, i, h = shape
-  cell = plstm.LSTM(h, peepholes=peepholes)
+  cell = plstm.LSTM(h, peepholes=peepholes, dtype=dtype)
   params = _with_readout(cell, i)
   x, y = _regression_batch(b, t, i)
 
@@ -327,21 +336,27 @@ def plstm_lstm(
   return jax_runner(loss, params, (x, y), optax.adam(LR), mesh)
 
 
-def flax_lstm(shape) -> Runner:
-  """flax.linen.RNN(OptimizedLSTMCell)."""
+def flax_lstm(shape, mesh=None, dtype=None) -> Runner:
+  """flax.linen.RNN(OptimizedLSTMCell(dtype=dtype)), float32 params, on one
+  device or data parallel over `mesh` (the same helper as plstm's)."""
   b, t, i, h = shape
-  rnn = nn.RNN(nn.OptimizedLSTMCell(h))
+  rnn = nn.RNN(nn.OptimizedLSTMCell(h, dtype=dtype))
   x, y = _regression_batch(b, t, i)
-  params = {
-    "cell": rnn.init(jax.random.key(0), x),
-    "w_out": jnp.full((h, 1), 0.1, jnp.float32),
-  }
+  # Flax mixes bfloat16 and float32 by standard dtype promotion.
+  standard = functools.partial(jax.numpy_dtype_promotion, "standard")
+  with standard():
+    params = {
+      "cell": rnn.init(jax.random.key(0), x),
+      "w_out": jnp.full((h, 1), 0.1, jnp.float32),
+    }
 
   def loss(params, batch):
     x, y = batch
-    return _mse_of_last(rnn.apply(params["cell"], x), params, y)
+    with standard():
+      hs = rnn.apply(params["cell"], x).astype(jnp.float32)
+    return _mse_of_last(hs, params, y)
 
-  return jax_runner(loss, params, (x, y), optax.adam(LR))
+  return jax_runner(loss, params, (x, y), optax.adam(LR), mesh)
 
 
 def cudnn_lstm(shape) -> Runner:
@@ -386,13 +401,20 @@ def torch_lstm(torch, shape) -> Runner:
   return torch_runner(torch, model, loss)
 
 
-def parallel_job(name: str, batch_size: int, make: Callable) -> Job:
+def parallel_job(
+  name: str, batch_size: int, make: Callable, suffix: str = ""
+) -> Job:
   """The row of `make(mesh=...)` data parallel over every device (or the
-  most that divide `batch_size`): "`name`, N devices"."""
+  most that divide `batch_size`): "`name`, N devices`suffix`"."""
   mesh, note = data_mesh(batch_size)
   n = mesh.shape[parallel.DATA]
   label = f"{name}, {_devices(n)}" + (", data parallel" if n == 1 else "")
-  return Job(label, functools.partial(make, mesh=mesh), note)
+  return Job(label + suffix, functools.partial(make, mesh=mesh), note)
+
+
+def _suffix(dtype: str | None) -> str:
+  """A row name's precision: nothing for float32, ", bfloat16"."""
+  return f", {dtype}" if dtype else ""
 
 
 def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
@@ -401,17 +423,24 @@ def bench_lstm(args) -> list[tuple[str, list[Timing]]]:
   for shape in _shapes(args, LSTM_SHAPES):
     # The loop plstm.scan does not choose here (see its `hoist`).
     other = jax.default_backend() == "cpu"
-    rows = [
-      parallel_job(
-        "plstm.LSTM", shape[0], functools.partial(plstm_lstm, shape)
-      ),
-      Job("plstm.LSTM, 1 device", functools.partial(plstm_lstm, shape)),
-      Job(
-        f"plstm.LSTM, 1 device, hoist={other}",
-        functools.partial(plstm_lstm, shape, hoist=other),
-      ),
-      Job(FLAX_LSTM, functools.partial(flax_lstm, shape)),
-    ]
+    rows = []
+    for dtype in (None, BF16):  # each pair on equal footing
+      ours = functools.partial(plstm_lstm, shape, dtype=dtype)
+      flax_ = functools.partial(flax_lstm, shape, dtype=dtype)
+      s = _suffix(dtype)
+      rows += [
+        parallel_job("plstm.LSTM", shape[0], ours, s),
+        parallel_job(FLAX_LSTM, shape[0], flax_, s),
+        Job(f"plstm.LSTM, 1 device{s}", ours),
+        Job(f"{FLAX_LSTM}, 1 device{s}", flax_),
+      ]
+      if dtype is None:
+        rows.append(
+          Job(
+            f"plstm.LSTM, 1 device, hoist={other}",
+            functools.partial(plstm_lstm, shape, hoist=other),
+          )
+        )
     name = TORCH_LSTM
     if torch is None:
       rows.append(_skip(name, "not installed"))
@@ -434,11 +463,11 @@ def _timestamps(b: int, t: int) -> np.ndarray:
   return np.broadcast_to(np.arange(1, t + 1, dtype=np.float32), (b, t)).copy()
 
 
-def plstm_phased(shape, mesh=None) -> Runner:
+def plstm_phased(shape, mesh=None, dtype=None) -> Runner:
   """plstm.PhasedLSTM through plstm.scan, training (the leak on), on one
-  device or data parallel over `mesh`."""
+  device or data parallel over `mesh`, its products in `dtype`."""
   b, t, i, h = shape
-  cell = plstm.PhasedLSTM(h)
+  cell = plstm.PhasedLSTM(h, dtype=dtype)
   params = _with_readout(cell, i)
   x, y = _regression_batch(b, t, i)
 
@@ -543,6 +572,16 @@ def bench_phased(args) -> list[tuple[str, list[Timing]]]:
         "plstm.PhasedLSTM", shape[0], functools.partial(plstm_phased, shape)
       ),
       Job("plstm.PhasedLSTM, 1 device", functools.partial(plstm_phased, shape)),
+      parallel_job(
+        "plstm.PhasedLSTM",
+        shape[0],
+        functools.partial(plstm_phased, shape, dtype=BF16),
+        _suffix(BF16),
+      ),
+      Job(
+        f"plstm.PhasedLSTM, 1 device{_suffix(BF16)}",
+        functools.partial(plstm_phased, shape, dtype=BF16),
+      ),
       Job("plstm.LSTM, 1 device", functools.partial(plstm_lstm, shape)),
       Job(
         "plstm.LSTM, peepholes, 1 device",
@@ -672,7 +711,11 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
     config = lsnn_config(args.quick, **changes)
     make = functools.partial(plstm_lsnn, config, pixels)
     if not rows:
-      rows.append(parallel_job(name, config.data.batch_size, make))
+      b = config.data.batch_size
+      rows.append(parallel_job(name, b, make))
+      bf16 = lsnn_config(args.quick, dtype=BF16, **changes)
+      half = functools.partial(plstm_lsnn, bf16, pixels)
+      rows.append(parallel_job(name, b, half, _suffix(BF16)))
     rows.append(Job(f"{name}, 1 device", make))
   name = "snnTorch RLeaky, Adam"
   torch = _torch()
@@ -1018,26 +1061,40 @@ def table(group: str, tables: list[tuple[str, list[Timing]]]) -> str:
   return "\n".join(lines)
 
 
+def _versus(by_name: dict, ours: str, theirs: str, bar: float) -> str:
+  """ "`ours` vs `theirs`: their s/step over ours (met or not met)"."""
+  a, b = by_name.get(ours), by_name.get(theirs)
+  if a is None or b is None or a.step_s is None or b.step_s is None:
+    missing = next((r for r in (a, b) if r is None or r.step_s is None), None)
+    why = missing.note if missing is not None and missing.note else "not timed"
+    return f"{ours} vs {theirs}: not run ({why})"
+  ratio = b.step_s / a.step_s
+  return (
+    f"{ours} vs {theirs}: {ratio:.2f}x ({'met' if ratio >= bar else 'not met'})"
+  )
+
+
 def lstm_bars(tables: list[tuple[str, list[Timing]]]) -> str:
-  """For each shape, whether plstm.LSTM on every device (each block's first
-  row) is at least LSTM_BAR times as fast as Flax and as torch.nn.LSTM."""
+  """For each shape, on equal footing: plstm.LSTM against Flax on the same
+  devices in the same precision and against torch.nn.LSTM (at least
+  LSTM_BAR times as fast), and plstm.LSTM's bfloat16 products against its
+  float32 on every device (BF16_BAR)."""
   lines = [
-    f"Bars (plstm.LSTM on every device >= {LSTM_BAR:g}x the peer's seq/s, "
-    "this run):"
+    f"Bars (this run): plstm.LSTM >= {LSTM_BAR:g}x the peer's seq/s on the "
+    f"same devices in the same precision; bfloat16 >= {BF16_BAR:g}x float32:"
   ]
   for label, rows in tables:
-    ours = rows[0]
-    verdicts = []
-    for peer in (FLAX_LSTM, TORCH_LSTM):
-      row = next((r for r in rows if r.name == peer), None)
-      if row is None or row.step_s is None or ours.step_s is None:
-        why = row.note if row is not None and row.note else "not timed"
-        verdicts.append(f"{peer} not run ({why})")
-        continue
-      ratio = row.step_s / ours.step_s
-      met = "met" if ratio >= LSTM_BAR else "not met"
-      verdicts.append(f"{ratio:.2f}x {peer} ({met})")
-    lines.append(f"- {label} ({ours.name}): " + ", ".join(verdicts))
+    by_name = {r.name: r for r in rows}
+    every = rows[0].name.removeprefix("plstm.LSTM, ")  # "2 devices"
+    pairs = [
+      (f"plstm.LSTM, {d}{s}", f"{FLAX_LSTM}, {d}{s}", LSTM_BAR)
+      for s in ("", _suffix(BF16))
+      for d in (every, "1 device")
+    ]
+    pairs.append((rows[0].name, TORCH_LSTM, LSTM_BAR))
+    pairs.append((f"{rows[0].name}{_suffix(BF16)}", rows[0].name, BF16_BAR))
+    lines.append(f"- {label}:")
+    lines += [f"  - {_versus(by_name, *pair)}" for pair in pairs]
   return "\n".join(lines)
 
 

@@ -96,12 +96,18 @@ def test_data_mesh_splits_the_batch_over_the_devices_that_divide_it():
   assert note == "B 3 does not divide over 2 devices: split over 1 device"
 
 
-def test_lstm_bars_are_computed_from_the_rows():
+def test_lstm_bars_compare_like_with_like():
   def block(ours, flax, torch):
+    f = bench.FLAX_LSTM
     return [
       bench.Timing("plstm.LSTM, 2 devices", 1.0, ours),
+      bench.Timing(f"{f}, 2 devices", 1.0, flax),
       bench.Timing("plstm.LSTM, 1 device", 1.0, 0.9),
-      bench.Timing(bench.FLAX_LSTM, 1.0, flax),
+      bench.Timing(f"{f}, 1 device", 1.0, 1.8),
+      bench.Timing("plstm.LSTM, 2 devices, bfloat16", 1.0, ours / 2),
+      bench.Timing(f"{f}, 2 devices, bfloat16", 1.0, flax),
+      bench.Timing("plstm.LSTM, 1 device, bfloat16", None, None, "gone"),
+      bench.Timing(f"{f}, 1 device, bfloat16", 1.0, 1.0),
       bench.Timing(bench.TORCH_LSTM, None, torch, "" if torch else "gone"),
     ]
 
@@ -109,14 +115,25 @@ def test_lstm_bars_are_computed_from_the_rows():
     "lstm",
     [("B 8, T 4, I 1, H 2", block(0.2, 0.3, 0.25)), ("B 4", block(1, 1, None))],
   )
-  first, second = text.splitlines()[-2:]
-  assert first == (
-    "- B 8, T 4, I 1, H 2 (plstm.LSTM, 2 devices): 1.50x "
-    "flax RNN(OptimizedLSTMCell) (met), 1.25x torch.nn.LSTM (not met)"
+  bars = text.split("\n\n")[-1].splitlines()
+  f = "flax RNN(OptimizedLSTMCell)"
+  assert bars[1:9] == [
+    "- B 8, T 4, I 1, H 2:",
+    f"  - plstm.LSTM, 2 devices vs {f}, 2 devices: 1.50x (met)",
+    f"  - plstm.LSTM, 1 device vs {f}, 1 device: 2.00x (met)",
+    f"  - plstm.LSTM, 2 devices, bfloat16 vs {f}, 2 devices, bfloat16: 3.00x "
+    "(met)",
+    f"  - plstm.LSTM, 1 device, bfloat16 vs {f}, 1 device, bfloat16: not run "
+    "(gone)",
+    "  - plstm.LSTM, 2 devices vs torch.nn.LSTM: 1.25x (not met)",
+    "  - plstm.LSTM, 2 devices, bfloat16 vs plstm.LSTM, 2 devices: 2.00x (met)",
+    "- B 4:",
+  ]
+  assert (
+    bars[9] == f"  - plstm.LSTM, 2 devices vs {f}, 2 devices: 1.00x (not met)"
   )
-  assert second == (
-    "- B 4 (plstm.LSTM, 2 devices): 1.00x flax RNN(OptimizedLSTMCell) "
-    "(not met), torch.nn.LSTM not run (gone)"
+  assert (
+    bars[13] == "  - plstm.LSTM, 2 devices vs torch.nn.LSTM: not run (gone)"
   )
 
 
@@ -185,8 +202,16 @@ def test_quick_run_without_torch(monkeypatch, capsys):
   timed = parallel + [
     "plstm.LSTM, 1 device",
     "plstm.LSTM, 1 device, hoist=True",
-    "flax RNN(OptimizedLSTMCell)",
+    "flax RNN(OptimizedLSTMCell), 2 devices",
+    "flax RNN(OptimizedLSTMCell), 1 device",
+    "plstm.LSTM, 2 devices, bfloat16",
+    "plstm.LSTM, 1 device, bfloat16",
+    "flax RNN(OptimizedLSTMCell), 2 devices, bfloat16",
+    "flax RNN(OptimizedLSTMCell), 1 device, bfloat16",
     "plstm.PhasedLSTM, 1 device",
+    "plstm.PhasedLSTM, 2 devices, bfloat16",
+    "plstm.PhasedLSTM, 1 device, bfloat16",
+    "plstm LSNN, Adam (no rewiring), 2 devices, bfloat16",
     "plstm.LSTM, peepholes, 1 device",
     "plstm LSNN, Adam (no rewiring), 1 device",
     "plstm.sparse.scan",
@@ -200,17 +225,22 @@ def test_quick_run_without_torch(monkeypatch, capsys):
   # Plain scan at the long T: compiled for its memory, not run.
   assert by_name["plstm.scan"][1][3] == "-"
   assert "not run" in by_name["plstm.scan"][1][6]
-  # The bars below the lstm table, from its ratio of Flax's time to ours.
-  flax = float(by_name["flax RNN(OptimizedLSTMCell)"][0][5])
-  bar = re.search(
-    r"^- B 4, T 12, I 1, H 8 \(plstm.LSTM, 2 devices\): ([\d.]+)x flax "
-    r"RNN\(OptimizedLSTMCell\) \((met|not met)\), torch.nn.LSTM not run "
-    r"\(not installed\)$",
-    text,
-    re.MULTILINE,
-  )
-  assert bar and float(bar[1]) == pytest.approx(flax, abs=0.01)
-  assert bar[2] == ("met" if float(bar[1]) >= 1.3 else "not met")
+  # The bars below the lstm table: Flax's time over ours, like with like.
+  for devices in ("2 devices", "1 device"):
+    for precision in ("", ", bfloat16"):
+      ours = by_name[f"plstm.LSTM, {devices}{precision}"][0]
+      flax = by_name[f"flax RNN(OptimizedLSTMCell), {devices}{precision}"][0]
+      ratio = float(ours[4]) / float(flax[4])  # our seq/s over theirs
+      bar = re.search(
+        rf"^  - plstm.LSTM, {devices}{precision} vs flax "
+        rf"RNN\(OptimizedLSTMCell\), {devices}{precision}: ([\d.]+)x "
+        r"\((met|not met)\)$",
+        text,
+        re.MULTILINE,
+      )
+      assert bar and float(bar[1]) == pytest.approx(ratio, rel=0.02, abs=0.01)
+      assert bar[2] == ("met" if float(bar[1]) >= 1.3 else "not met")
+  assert "  - plstm.LSTM, 2 devices vs torch.nn.LSTM: not run (not " in text
   # The sweep: one unpacked model, then 4 packed, on each task.
   sweep = [r for r in rows if r[1].startswith("K = ")]
   assert [(r[0].split(":")[0], r[1]) for r in sweep] == [

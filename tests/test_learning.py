@@ -27,6 +27,19 @@ def test_readme_command_reaches_95_percent(tmp_path):
 
 
 @pytest.mark.long
+def test_readme_command_in_bfloat16_reaches_the_target(tmp_path):
+  """The main command with bfloat16 matrix products
+  (`--config.model.dtype=bfloat16`): the float32 run's 95% target."""
+  config = freq_config.get_config()
+  config.model.dtype = "bfloat16"
+  config.progress_bar = False
+  results = train.train_and_evaluate(config, tmp_path)
+  assert results["config"]["model"]["dtype"] == "bfloat16"
+  assert results["target_reached_step"] is not None
+  assert results["final"]["val_accuracy"] >= 0.95
+
+
+@pytest.mark.long
 def test_phased_lstm_beats_lstm_on_async(tmp_path):
   """The paper's Fig. 3 ordering at a 10-epoch budget."""
   accuracy = {}
