@@ -11,6 +11,8 @@ and optionally
     depend on the carry, which may be applied to a whole sequence at once,
     with `recur(params, carry, projected, *, training) -> (carry, outputs)`
     the rest of the step. Absent: the whole step runs in the loop.
+  `prepare(params) -> params`: what `plstm.scan` computes once before the
+    loop (the weight matrices cast to the computation dtype).
 
 `plstm.scan` runs any such cell over time. Params are dicts of arrays; they
 may hold integer arrays, fixed structure drawn at init (the ALIF's synaptic
@@ -55,7 +57,8 @@ Params = dict[str, Array]
 def _accumulation(x: Array, w: Array):
   """The dtype a product of `x` and `w` accumulates in: theirs, at least
   float32."""
-  return jnp.promote_types(jnp.promote_types(x.dtype, w.dtype), jnp.float32)
+  wide = jnp.dtype(jnp.float64) in (x.dtype, w.dtype)
+  return jnp.float64 if wide else jnp.float32
 
 
 def dot(x: Array, w: Array, dtype=None) -> Array:
@@ -83,6 +86,14 @@ def einsum(subscripts: str, x: Array, w: Array, dtype=None) -> Array:
 def cast(params: Params, dtype) -> Params:
   """`params` (float32 as drawn) in `dtype`, a cell's `param_dtype`."""
   return {k: v.astype(dtype) for k, v in params.items()}
+
+
+def cast_matrices(params: Params, names, dtype) -> Params:
+  """`params` with its matrices `names` cast to the computation `dtype`
+  (None: unchanged), once before a loop rather than at every step."""
+  if dtype is None:
+    return params
+  return {**params, **{n: params[n].astype(dtype) for n in names}}
 
 
 def with_precision(cell, dtype=None, param_dtype=None):

@@ -26,6 +26,7 @@ from plstm.cell import (
   Params,
   batch_shape,
   cast,
+  cast_matrices,
   check_size,
   einsum,
   is_traced,
@@ -273,6 +274,11 @@ class ALIF:
       i_future=jnp.zeros((*shape, self.n_delay), dtype),
       z_buffer=jnp.zeros((*shape, self.n_refractory), dtype),
     )
+
+  def prepare(self, params: Params) -> Params:
+    """w_in and w_rec in the computation dtype, once before `plstm.scan`'s
+    loop (their delay-expanded forms then are too)."""
+    return cast_matrices(params, ("w_in", "w_rec"), self.dtype)
 
   def project(self, params: Params, x: Array) -> Array:
     """x as float32: the input weights are applied inside the step.

@@ -15,6 +15,7 @@ from plstm.cell import (
   Params,
   batch_shape,
   cast,
+  cast_matrices,
   check_size,
   dot,
 )
@@ -108,6 +109,11 @@ class LSTM:
     """Zeros of shape [*batch_size, H] for c and h."""
     zeros = jnp.zeros((*batch_shape(batch_size), self.hidden_size), dtype)
     return LSTMState(c=zeros, h=zeros)
+
+  def prepare(self, params: Params) -> Params:
+    """W_x and W_h in the computation dtype, once before `plstm.scan`'s
+    loop."""
+    return cast_matrices(params, ("w_x", "w_h"), self.dtype)
 
   def project(self, params: Params, x: Array) -> Array:
     """The input half of the gates, x W_x + b: [..., I] -> [..., 4H].

@@ -282,6 +282,12 @@ class Phased:
     params = {"inner": self.cell.init(k_cell, input_size)}
     return params | _gate_params(self, k_tau, k_shift, self.hidden_size)
 
+  def prepare(self, params: Params) -> Params:
+    """The wrapped cell's `prepare` of its params, if it has one."""
+    if not hasattr(self.cell, "prepare"):
+      return params
+    return {**params, "inner": self.cell.prepare(params["inner"])}
+
   def initial_carry(self, batch_size, dtype=jnp.float32):
     return self.cell.initial_carry(batch_size, dtype)
 

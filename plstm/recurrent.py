@@ -154,6 +154,8 @@ def _scan_layer(
     check_params(cell, params, x.shape[-1])
   if carry is None:
     carry = cell.initial_carry(batch_size, _param_dtype(params))
+  if hasattr(cell, "prepare"):  # after the carry: it follows the params
+    params = cell.prepare(params)
   if hoist is None:
     hoist = jax.default_backend() != "cpu"
   if remat_chunk is None:

@@ -16,6 +16,7 @@ from plstm.cell import (
   Params,
   batch_shape,
   cast,
+  cast_matrices,
   check_size,
   dot,
 )
@@ -75,6 +76,11 @@ class RNN:
   ) -> Array:
     """Zeros of shape [*batch_size, H]."""
     return jnp.zeros((*batch_shape(batch_size), self.hidden_size), dtype)
+
+  def prepare(self, params: Params) -> Params:
+    """W_x and W_h in the computation dtype, once before `plstm.scan`'s
+    loop."""
+    return cast_matrices(params, ("w_x", "w_h"), self.dtype)
 
   def project(self, params: Params, x: Array) -> Array:
     """The input half of the pre-activation, x W_x + b: [..., I] -> [..., H]."""
