@@ -18,8 +18,8 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   # The tables, from the committed summaries under ROOT: the README's
   # headline (<!-- headline --> ... <!-- /headline -->: one row per claim of
   # the papers) and the studies of docs/results.md (the blocks task1,
-  # task1_70, task2, adding and nmnist); --readme and --results name other
-  # files. Then the figures:
+  # task1_70, task1_bf16, task2, adding and nmnist); --readme and --results
+  # name other files. Then the figures:
   python scripts/figures.py table --root=results
   python scripts/figures.py bars --root=results/task1 \
       --out=docs/figures/task1_study.png
@@ -264,6 +264,9 @@ def task1_run(root: Path, condition: str, model: str) -> dict | None:
     f" --config.num_epochs={epochs} --config.num_seeds="
     f"{len(results['seeds'])} --config.seed={results['seeds'][0]}"
   )
+  dtype = results.get("config", {}).get("model", {}).get("dtype", "float32")
+  if dtype != "float32":
+    overrides += f" --config.model.dtype={dtype}"
   return {
     "model": model,
     "results": results,
@@ -865,6 +868,7 @@ def tables(root: Path) -> dict[str, list[str]]:
   rows = {
     "task1": task1_rows(root / "task1"),
     "task1_70": task1_rows(root / "task1_70"),
+    "task1_bf16": task1_rows(root / "task1_bf16"),
     "task2": task2_rows(root / "task2"),
     "adding": adding_rows(root / "adding"),
     "nmnist": nmnist_rows(root / "nmnist"),

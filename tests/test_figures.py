@@ -121,6 +121,16 @@ def test_the_task1_table_is_generated_into_the_readme(tmp_path):
   )
 
 
+def test_a_bfloat16_row_gives_its_dtype_flag(tmp_path):
+  _summary(tmp_path / "async/plstm", [0.95, 0.96])
+  path = tmp_path / "async/plstm/results.json"
+  summary = json.loads(path.read_text())
+  summary["config"] = {"model": {"dtype": "bfloat16"}}
+  path.write_text(json.dumps(summary))
+  (row,) = figures.task1_rows(tmp_path)[2:]
+  assert "--config.seed=1 --config.model.dtype=bfloat16`" in row
+
+
 @pytest.mark.parametrize(
   "ours, paper, word",
   [
