@@ -3,10 +3,11 @@ r"""Event-based MNIST, Neil, Pfeiffer & Liu (NIPS 2016), sec. 4.3 (N-MNIST).
 The Phased LSTM classifies a digit from its event stream, one event at a
 time at the events' own times; the baseline LSTM reads the same events binned
 into 5 ms frames (`lstm`) or one at a time with their time as an input
-feature (`event_lstm`, the event-driven baseline). Besides accuracy, the
-runs log the fraction of units the time gate updates (`update_fraction`)
-and the state updates per digit (`updates_per_sample`, and per unit
-`updates_per_neuron`). Data and models:
+feature (`event_lstm`), our two baselines (the paper's was a BN-LSTM;
+whether it stepped through frames or events is not confirmed). Besides
+accuracy, the runs log the fraction of units the time gate updates
+(`update_fraction`) and the state updates per digit (`updates_per_sample`,
+and per unit `updates_per_neuron`). Data and models:
 `experiments/nmnist.py`; the MNIST-to-events converter:
 `experiments/common/events.py`.
 
@@ -43,7 +44,7 @@ frames and `event_lstm` on the same events):
       --workdir=/tmp/nmnist_paper [--config.model.name=lstm]
 Expected (paper, real N-MNIST, 60,000 training digits; recalled, not checked
 against the PDF): Phased LSTM about 97.3%, with an order of magnitude fewer
-updates than the frame-based BN-LSTM. Run for one pass over the digits
+updates than its BN-LSTM baseline. Run for one pass over the digits
 each (`--config.num_epochs=1`: what fits in about 20 minutes per event
 model on the 2-core CPU): the event-MNIST rows of docs/results.md, from
 results/nmnist/; the cost of a step is in results/nmnist/epoch_cost.txt.

@@ -1,5 +1,9 @@
 r"""Store-recall with an LSNN of 10 LIF + 10 ALIF neurons.
 
+Store-recall is not a task of the LSNN paper (Bellec et al., NeurIPS
+2018): LSNN-official's README refers for it to the first version of a later
+preprint of the same group (Bellec et al. 2019, "Biologically inspired
+alternatives to backpropagation through time", arXiv 1901.09049v1). This is
 LSNN-official's `bin/tutorial_storerecall_with_LSNN.py` with its defaults
 (seeds-spec §2.8): 100 Poisson input neurons at 50 Hz, 12 slots of 200 ms
 (a store or a recall about every seventh slot), tau = 20 ms, thr = 0.01,
@@ -24,7 +28,7 @@ default) allows 400; `smoke` (seconds, run by the tests) a 4-neuron
 network on 3 slots of 20 ms.
 
 `get_sweep` pairs the neuron counts: 20 LIF neurons against the LSNN's
-10 LIF + 10 ALIF (the LSNN paper's point: adaptation holds the stored bit):
+10 LIF + 10 ALIF (the tutorial's point: adaptation holds the stored bit):
   python scripts/sweep.py --config=configs/store_recall.py --root=/tmp/sr \
       --run
 """

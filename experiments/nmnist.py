@@ -41,8 +41,9 @@ Models (both embed each event's address, E = `config.model.embed`, N(0, 1)):
          the F frames -> h -> Dense(10);
   event_lstm: the LSTM on the events themselves, one step per event, its
          input the embedding and the time t / 100 ms as one more feature
-         (the paper's event-driven baseline was a BN-LSTM; this one has no
-         batch norm), masked padding -> h after the last event -> Dense(10).
+         (the paper's baseline was a BN-LSTM, on frames or on events: not
+         confirmed; this one has no batch norm), masked padding -> h after
+         the last event -> Dense(10).
 A timed cell (`plstm.cell.timed`) reads the events at their times, any
 other cell reads the frames. The cells are those of
 `experiments.common.models.CELLS` (any of them; the LSTMs with
