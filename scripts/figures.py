@@ -857,7 +857,9 @@ def _store_recall_claims(root: Path) -> list[str]:
   return [
     f"| LSNN store-recall ({model['n_regular']} LIF + {model['n_adaptive']} "
     f"ALIF): recall error below {100 * target:g}% | stops at < "
-    f"{100 * target:g}% (LSNN tutorial; no number published) | {ours} | "
+    f"{100 * target:g}% (LSNN-official tutorial, no number published; the "
+    "task is from Bellec et al. 2019, arXiv 1901.09049v1, not the LSNN "
+    f"paper) | {ours} | "
     f"`{' '.join(overrides) or config['experiment']}` | {_hardware(results)} | "
     f"{_seconds(results)} | {word} |"
   ]
