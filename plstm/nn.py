@@ -74,11 +74,12 @@ def _cell(module: linen.Module):
   return with_precision(module.cell, module.dtype, module.param_dtype)
 
 
-def _linen_params(module: linen.Module, input_size: int) -> Params:
-  """One linen variable per entry of `module.cell.init`, under the same
-  name: a param, or for an integer entry (fixed structure, such as the
-  ALIF's delays) a variable of the collection "structure"."""
-  init = functools.partial(_cell(module).init, input_size=input_size)
+def _linen_params(module: linen.Module, cell, input_size: int) -> Params:
+  """One linen variable of `module` per entry of `cell.init` (the module's
+  cell at its precision), under the same name: a param, or for an integer
+  entry (fixed structure, such as the ALIF's delays) a variable of the
+  collection "structure"."""
+  init = functools.partial(cell.init, input_size=input_size)
   shapes = jax.eval_shape(init, jax.random.key(0))
   params = {}
   for n, shape in shapes.items():
@@ -110,7 +111,7 @@ class LinenCell(linen.RNNCellBase):
     """One step: (carry, x [B, I] | (x, t) | [B, I + 1]) -> (carry, [B, H])."""
     cell = _cell(self)
     inputs = _split_time(cell, inputs)
-    params = _linen_params(self, _input_size(cell, inputs))
+    params = _linen_params(self, cell, _input_size(cell, inputs))
     return cell.step(params, carry, inputs, training=not self.deterministic)
 
   @linen.nowrap
@@ -146,7 +147,7 @@ class LinenRNN(linen.Module):
     """
     cell = _cell(self)
     inputs = _split_time(cell, inputs)
-    params = _linen_params(self, _input_size(cell, inputs))
+    params = _linen_params(self, cell, _input_size(cell, inputs))
     _, outputs = scan(
       cell,
       params,
