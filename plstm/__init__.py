@@ -13,7 +13,7 @@ step), T time, I input features, H hidden units.
 
 from plstm import dropout, losses, nn, parallel
 from plstm.cell import merge, trainable
-from plstm.deep_r import DeepRState, deep_r
+from plstm.deep_r import DeepRState, RedrawState, deep_r, redraw_delays
 from plstm.lsnn import (
   ALIF,
   LIF,
@@ -38,6 +38,7 @@ __all__ = [
   "LSNNState",
   "LSTM",
   "RNN",
+  "RedrawState",
   "GatedInput",
   "LSTMState",
   "Phased",
@@ -52,6 +53,7 @@ __all__ = [
   "merge",
   "nn",
   "parallel",
+  "redraw_delays",
   "scan",
   "spike_function",
   "time_gate",

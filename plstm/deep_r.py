@@ -7,7 +7,9 @@ optimiser, and its state `DeepRState`:
 
 It follows the rewiring of the LSNN code (`rewiring_optimizer_wrapper` in
 `lsnn/toolbox/rewiring_tools.py`), which keeps the number of active synapses
-of all rewired matrices together fixed.
+of all rewired matrices together fixed. `redraw_delays`, placed after it,
+gives the synapses it reconnects fresh learnable delays (`plstm.ALIF`'s
+`learn_delays`).
 """
 
 import numbers
@@ -264,3 +266,77 @@ def deep_r(
 
   tx = optax.GradientTransformation(init_fn, update_fn)
   return tx if mask is None else optax.masked(tx, mask)
+
+
+class RedrawState(NamedTuple):
+  """The state of `redraw_delays`: the PRNG key of the fresh delays."""
+
+  key: Array
+
+
+def redraw_delays(
+  n_delay: int,
+  key: Array,
+  pairs: tuple[tuple[str, str], ...] = (("w_in", "d_in"), ("w_rec", "d_rec")),
+) -> optax.GradientTransformation:
+  """Fresh learnable delays for the synapses that DEEP R reconnects.
+
+  Place it after `deep_r` in the chain, on the whole params dict:
+
+    tx = optax.chain(optax.adam(lr), deep_r(lr, p, mask=...),
+                     redraw_delays(cell.n_delay, key))
+
+  For each (weight, delay) name pair, a synapse whose weight is 0 before the
+  update and nonzero after it (a reconnection) gets a delay drawn
+  uniformly from {0..n_delay-1}, as `plstm.ALIF.delays` draws them at
+  init; every other delay keeps the update it was given. The returned
+  delay update is fresh - d, so `optax.apply_updates` lands on the fresh
+  value (to float rounding). A dormant synapse's delay needs no care: with
+  w = 0 its gradient is 0.
+
+  Args:
+    n_delay: D, the cell's number of delay slots.
+    key: the PRNG key of the fresh delays (a typed key, may be traced).
+    pairs: (weight name, delay name) pairs of the params dict.
+
+  Raises:
+    ValueError: if n_delay is not an integer >= 2; at `update`, if the
+      params lack a name of `pairs` or a delay is not floating point (the
+      fixed integer delays are not trained).
+  """
+  if isinstance(n_delay, bool) or not isinstance(n_delay, int) or n_delay < 2:
+    raise ValueError(
+      f"redraw_delays: n_delay must be an integer >= 2, got {n_delay!r}."
+    )
+
+  def init_fn(params) -> RedrawState:
+    del params
+    return RedrawState(key)
+
+  def update_fn(updates, state: RedrawState, params=None):
+    if params is None:
+      raise ValueError(
+        "redraw_delays: update needs the params, "
+        "tx.update(updates, state, params)."
+      )
+    missing = [n for pair in pairs for n in pair if n not in params]
+    if missing:
+      raise ValueError(
+        f"redraw_delays: the params have no {missing}; pairs names the "
+        f"(weight, delay) entries, got {pairs}."
+      )
+    new_key, *keys = jax.random.split(state.key, 1 + len(pairs))
+    updates = dict(updates)
+    for (w_name, d_name), k in zip(pairs, keys, strict=True):
+      w, d = params[w_name], params[d_name]
+      if not jnp.issubdtype(d.dtype, jnp.floating):
+        raise ValueError(
+          f"redraw_delays: {d_name} is {d.dtype}; only learnable (float) "
+          "delays are redrawn (plstm.ALIF(..., learn_delays=True))."
+        )
+      reconnected = (w == 0) & (w + updates[w_name] != 0)
+      fresh = jax.random.randint(k, d.shape, 0, n_delay).astype(d.dtype)
+      updates[d_name] = jnp.where(reconnected, fresh - d, updates[d_name])
+    return updates, RedrawState(new_key)
+
+  return optax.GradientTransformation(init_fn, update_fn)

@@ -12,6 +12,7 @@ D = n_delay synaptic delay slots.
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -88,6 +89,19 @@ def _spike_function_jvp(primals, tangents):
   return spike_function(v_scaled, dampening_factor), pseudo * v_dot
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _clip_through(d: Array, top: int) -> Array:
+  """d clipped to [0, top], its gradient passed through unchanged, so a
+  delay pushed past either end still learns which way to come back."""
+  return jnp.clip(d, 0, top)
+
+
+@_clip_through.defjvp
+def _clip_through_jvp(top, primals, tangents):
+  (d,), (d_dot,) = primals, tangents
+  return _clip_through(d, top), d_dot
+
+
 def _per_neuron(name: str, value: PerNeuron, n_rec: int) -> float | tuple:
   """A float, or a tuple of n_rec floats (hashable, for jit's static args);
   traced numbers (a packed sweep's) are kept as they are."""
@@ -136,8 +150,8 @@ class ALIF:
   Params: `w_in` [I, R], `w_rec` [R, R] (in `param_dtype`, float32; the
   diagonal of `w_rec` is ignored: no self-connections) and, when
   n_delay > 1, the synaptic delays `d_in` [I, R] and `d_rec` [R, R] (int32
-  in {0..D-1}, `delays`). With n_delay = 1 every delay is 0 and the params
-  hold no delays. Carry:
+  in {0..D-1}, `delays`; float32 and trained with `learn_delays`). With
+  n_delay = 1 every delay is 0 and the params hold no delays. Carry:
   `LSNNState`. Inputs: x [B, I]. Outputs: `LSNNOutput(z, v, thr)`, thr
   being A_t. `dtype` (keyword): the computation dtype of the two delayed
   products (see `plstm.cell`); spikes (0 or 1/dt) are exact in bfloat16
@@ -158,8 +172,31 @@ class ALIF:
   else: on CPU they run at XLA's GEMM rate for their shapes, so the cost
   scales with D.
 
+  Learnable delays (`learn_delays=True`; a departure from LSNN-official,
+  whose delays are fixed): d_in and d_rec are float32 params, drawn as the
+  integer ones (the same integers for the same key) and trained by their
+  gradient. A delay d is read clipped to [0, D - 1] and its weight split
+  linearly between the two slots around it:
+
+  .. math::
+    W^k[i, j] = w[i, j] \max(0, 1 - |\bar d[i, j] - k|), \quad
+    \bar d = \mathrm{clip}(d, 0, D - 1)
+
+  so an integer d gives exactly the fixed form (outputs, and gradients with
+  respect to the weights), and for k < d < k + 1,
+  dL/dd = w (dL/dW^{k+1} - dL/dW^k). At an integer d the slot pair is
+  [d, d + 1] (for d = D - 1, [D - 2, D - 1]): a one-sided difference. The
+  clip passes its gradient through unchanged, so a delay pushed past an end
+  can come back. A dormant synapse (w = 0) gets no delay gradient; with
+  DEEP R, `plstm.redraw_delays` gives a reconnected synapse a fresh delay.
+  Linear interpolation is the simplest of the kernels of learned-delay
+  methods (DCLS spreads a delay with a Gaussian of trained width); it costs
+  nothing beyond the fixed form, whose delay-expanded weights it reuses.
+  The step follows the params: integer delays are fixed, float ones
+  interpolated.
+
   Notes:
-    The delays are integer params: drawn at init, fixed, never trained (the
+    The fixed delays are integer params: drawn at init, never trained (the
     original's non-trainable `rd.randint(n_delay)`, from NumPy's global RNG;
     here from the key of `init` or `delays`). `jax.grad` refuses integer
     inputs, so a training loop of one's own differentiates the floating
@@ -189,6 +226,7 @@ class ALIF:
   tau_a: PerNeuron = 200.0
   beta: PerNeuron = 1.6
   dampening_factor: float | Array = 0.3
+  learn_delays: bool = dataclasses.field(default=False, kw_only=True)
   dtype: Any = dataclasses.field(default=None, kw_only=True)
   param_dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
 
@@ -244,18 +282,23 @@ class ALIF:
     }
 
   def delays(self, key: Array, input_size: int) -> Params:
-    """The fixed synaptic delays {"d_in": [I, R], "d_rec": [R, R]}, int32.
+    """The synaptic delays {"d_in": [I, R], "d_rec": [R, R]}.
 
     Uniform in {0..D-1}, as the original's non-trainable
     `rd.randint(n_delay)`, from two streams of `key`, so d_rec does not
-    depend on I. Empty with n_delay = 1 (every delay is 0).
+    depend on I: int32, or with `learn_delays` the same integers as
+    float32 (so a learnable cell starts as the fixed one of the same key).
+    Empty with n_delay = 1 (every delay is 0).
     """
     check_size(f"{type(self).__name__}.delays", "input_size", input_size)
     if self.n_delay == 1:
       return {}
     k_in, k_rec = jax.random.split(key)
     r = self.n_rec
-    draw = lambda k, shape: jax.random.randint(k, shape, 0, self.n_delay)
+    dtype = jnp.float32 if self.learn_delays else jnp.int32
+    draw = lambda k, shape: jax.random.randint(
+      k, shape, 0, self.n_delay
+    ).astype(dtype)
     return {
       "d_in": draw(k_in, (input_size, r)),
       "d_rec": draw(k_rec, (r, r)),
@@ -295,11 +338,21 @@ class ALIF:
 
   def _delayed(self, w: Array, d: Array | None) -> Array:
     """w [K, R] with a delay axis: [K, R, D], w[k, j] in slot d[k, j]
-    (d None: every delay 0, D = 1)."""
+    (d None: every delay 0, D = 1); a float d[k, j] is clipped to
+    [0, D - 1] and w[k, j] split between its two neighbouring slots."""
     if d is None:
       return w[..., None]
-    slot = d[..., None] == jnp.arange(self.n_delay)
-    return jnp.where(slot, w[..., None], 0.0)
+    slots = jnp.arange(self.n_delay)
+    if jnp.issubdtype(d.dtype, jnp.integer):
+      return jnp.where(d[..., None] == slots, w[..., None], 0.0)
+    slots = slots.astype(jnp.float32)
+    d = _clip_through(d.astype(jnp.float32), self.n_delay - 1)
+    low = jax.lax.stop_gradient(jnp.minimum(jnp.floor(d), self.n_delay - 2.0))
+    frac = (d - low)[..., None]
+    low = low[..., None]
+    share = jnp.where(slots == low, 1 - frac, 0.0)
+    share = jnp.where(slots == low + 1, frac, share)
+    return w[..., None] * share.astype(w.dtype)
 
   def _param_delays(self, params: Params) -> tuple:
     """(d_in, d_rec) of the params, None with n_delay = 1."""
