@@ -10,7 +10,10 @@ network), `config.rewiring` and `config.optimizer` once and gives the
 
   neurons: n_regular LIF (beta = 0) then n_adaptive ALIF (beta), one
     `plstm.ALIF` population, R = n_regular + n_adaptive, with synaptic
-    delays in {0..n_delay-1} (int32 params `d_in`, `d_rec`, fixed);
+    delays in {0..n_delay-1} (int32 params `d_in`, `d_rec`, fixed; with
+    `model.learn_delays` float params trained as the weights are, their
+    updates scaled by `model.delay_lr_scale`, and with DEEP R redrawn where
+    a synapse reconnects, `plstm.redraw_delays`);
   weights: with rewiring (0 < connectivity < 1) `plstm.weight_sampler`
     draws w_in [I, R], w_rec [R, R] and w_out [R, O] sparse; with
     `neuron_sign` their rows carry Dale's-law signs (input neurons shuffled,
@@ -21,9 +24,14 @@ network), `config.rewiring` and `config.optimizer` once and gives the
     computed as exp_convolve(z w_out)_t: the filter is linear, so the two
     orders are equal (up to float rounding), and filtering the O outputs
     instead of the R spike trains is R / O times less work;
-  regulariser: reg * sum_j (mean rate_j - reg_rate / 1000)^2;
+  regulariser: reg * sum_j (mean rate_j - reg_rate step_ms / 1000)^2, the
+    rates per step, a step being `model.step_ms` (1 ms where the config has
+    no such field, as in the tutorials);
   optimiser: Adam whose learning rate decays x decay_rate every decay_every
     steps (staircase), then `plstm.deep_r` on w_in, w_rec, w_out.
+
+`learn_delays`, `delay_lr_scale` and `step_ms` are optional fields of
+`config.model` (False, 1 and 1 without them).
 
 The numbers that set no shape (tau, thr, dt, tau_a, beta, dampening_factor,
 tau_out, reg, reg_rate; rewiring.l1 and temperature; the learning rate and
@@ -58,7 +66,9 @@ class StructureKeys(NamedTuple):
 
   signs: jax.Array  # the shuffle of the input neurons' signs
   delays: jax.Array  # the synaptic delays
-  deep_r: jax.Array  # DEEP R's stream (its noise and reconnections)
+  # DEEP R's stream (its noise and reconnections; with learned delays split
+  # in two, DEEP R's and the reconnected synapses' fresh delays').
+  deep_r: jax.Array
 
 
 def structure_keys(key: jax.Array) -> StructureKeys:
@@ -119,6 +129,7 @@ def make_cell(model) -> plstm.ALIF:
     tau_a=m.tau_a,
     beta=(0.0,) * m.n_regular + (m.beta,) * m.n_adaptive,
     dampening_factor=m.dampening_factor,
+    learn_delays=m.get("learn_delays", False),
   )
   return precision.with_dtype(cell, m)
 
@@ -145,7 +156,8 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
   dale = rewired and r.neuron_sign
   exp = jnp.exp if is_traced(m.dt, m.tau_out) else math.exp
   decay = exp(-m.dt / m.tau_out)
-  f0 = m.reg_rate / 1000
+  step_ms = m.get("step_ms", 1.0)
+  f0 = m.reg_rate * step_ms / 1000
   reg, dt = m.reg, m.dt
 
   rec_sign = (
@@ -191,8 +203,15 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
   delays = jax.eval_shape(lambda k: cell.delays(k, n_in), jax.random.key(0))
   names = (*REWIRED, *(("b_out",) if bias else ()), *delays)
 
+  learned = cell.learn_delays and bool(delays)
+  if learned:
+    is_delay = lambda params: {k: k in delays for k in params}
+    scale = optax.masked(optax.scale(m.get("delay_lr_scale", 1.0)), is_delay)
+
   def optimizer(structure_key):
     tx = optimizers.make(o)
+    if learned:
+      tx = optax.chain(tx, scale)
     if not rewired:
       return tx
     pair = signs(structure_key)
@@ -203,6 +222,11 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
       fixed["w_in"] = jnp.broadcast_to(in_sign[:, None], (n_in, n_rec))
       fixed["w_rec"] = jnp.broadcast_to(rec_sign[:, None], (n_rec, n_rec))
       fixed["w_out"] = jnp.broadcast_to(rec_sign[:, None], (n_rec, n_out))
+    deep_r_key = structure_keys(structure_key).deep_r
+    redraw = []
+    if learned:
+      deep_r_key, redraw_key = jax.random.split(deep_r_key)
+      redraw = [plstm.redraw_delays(cell.n_delay, redraw_key)]
     return optax.chain(
       tx,
       plstm.deep_r(
@@ -212,8 +236,9 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
         temperature=r.temperature,
         signs=fixed,
         mask=lambda params: {k: k in REWIRED for k in params},
-        key=structure_keys(structure_key).deep_r,
+        key=deep_r_key,
       ),
+      *redraw,
     )
 
   def run(params, inputs, carry=None):
@@ -228,7 +253,7 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
     return reg * plstm.firing_rate_loss(z, f0, dt)
 
   def spike_stats(outputs, params):
-    rate = plstm.lsnn.population_rate(outputs.z) / dt * 1000
+    rate = plstm.lsnn.population_rate(outputs.z) / dt * 1000 / step_ms
     stats = {"rate_hz": jnp.mean(rate), "max_rate_hz": jnp.max(rate)}
     if rewired:
       weights = [params[k] for k in REWIRED]
