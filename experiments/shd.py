@@ -118,6 +118,18 @@ def make_task(config) -> Task:
   net = lsnn.make_network(
     config, n_in, heidelberg.CLASSES[data.dataset], bias=True
   )
+  return Task(
+    init=net.init,
+    loss=make_loss(net),
+    train_batch=train_batch,
+    eval_batches=eval_batches,
+    optimizer=net.optimizer,
+  )
+
+
+def make_loss(net: lsnn.Network):
+  """The task's loss of `net`: (params, batch, key, *, training) ->
+  (loss, metrics), for batches {"x" [B, T, C], "label" [B], "weight" [B]}."""
 
   def loss(params, batch, key, *, training):
     del key, training  # The network is deterministic.
@@ -135,10 +147,4 @@ def make_task(config) -> Task:
       **net.spike_stats(outputs, params),
     }
 
-  return Task(
-    init=net.init,
-    loss=loss,
-    train_batch=train_batch,
-    eval_batches=eval_batches,
-    optimizer=net.optimizer,
-  )
+  return loss

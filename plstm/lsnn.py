@@ -37,6 +37,8 @@ from plstm.cell import (
 PerNeuron = float | Array | Sequence[float | Array]
 # x [B, I] against a delay-expanded weight [I, R, D]: the D future slots.
 _DELAYED = "...i,ijd->...jd"
+# The params' entry of `ALIF.prepare`'s delay-expanded weights.
+_EXPANDED = "_expanded"
 
 
 class LSNNState(NamedTuple):
@@ -167,7 +169,8 @@ class ALIF:
   Cost: each step multiplies x and z by the delay-expanded weights
   [I, R * D] and [R, R * D], D times a plain matrix product, as the original's
   einsums. The expanded weights depend on the params only, so under
-  `plstm.scan` XLA builds them once, outside the loop. A training step is
+  `plstm.scan` they are built once, outside the loop (`prepare`), and their
+  gradient taken back to w and d once per sequence. A training step is
   these products (forward, and the two of the backward pass) and little
   else: on CPU they run at XLA's GEMM rate for their shapes, so the cost
   scales with D.
@@ -319,9 +322,23 @@ class ALIF:
     )
 
   def prepare(self, params: Params) -> Params:
-    """w_in and w_rec in the computation dtype, once before `plstm.scan`'s
-    loop (their delay-expanded forms then are too)."""
-    return cast_matrices(params, ("w_in", "w_rec"), self.dtype)
+    """The params with their delay-expanded weights [I, R, D] and
+    [R, R, D] (in the computation dtype), built once before `plstm.scan`'s
+    loop: the steps then read them, and the backward pass takes their
+    gradient back to the weights and delays once, not at every step."""
+    params = cast_matrices(params, ("w_in", "w_rec"), self.dtype)
+    return {**params, _EXPANDED: self._expanded(params)}
+
+  def _expanded(self, params: Params) -> tuple[Array, Array]:
+    """(W_in [I, R, D], W_rec [R, R, D]): the weights in their delay
+    slots, W_rec without its diagonal."""
+    d_in, d_rec = self._param_delays(params)
+    no_autapse = np.eye(self.n_rec, dtype=bool)
+    w_rec = jnp.where(no_autapse, 0.0, params["w_rec"])
+    return (
+      self._delayed(params["w_in"], d_in),
+      self._delayed(w_rec, d_rec),
+    )
 
   def project(self, params: Params, x: Array) -> Array:
     """x as float32: the input weights are applied inside the step.
@@ -377,13 +394,11 @@ class ALIF:
     """One step from x [B, I] (already `project`ed)."""
     del training  # The cell behaves the same in training and evaluation.
     z, v, b, i_future, z_buffer = carry
-    d_in, d_rec = self._param_delays(params)
-    no_autapse = np.eye(self.n_rec, dtype=bool)
-    w_rec = jnp.where(no_autapse, 0.0, params["w_rec"])
+    w_in, w_rec = params.get(_EXPANDED) or self._expanded(params)
     i_buf = (
       i_future
-      + einsum(_DELAYED, x, self._delayed(params["w_in"], d_in), self.dtype)
-      + einsum(_DELAYED, z, self._delayed(w_rec, d_rec), self.dtype)
+      + einsum(_DELAYED, x, w_in, self.dtype)
+      + einsum(_DELAYED, z, w_rec, self.dtype)
     )
     dt = self.dt
     alpha = self._decay(self.tau)

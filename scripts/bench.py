@@ -52,7 +52,13 @@ Groups (B batch, T time, I inputs, H hidden units):
   snn: the sMNIST LSNN (`experiments/smnist_lsnn.py`, 120 LIF + 100 ALIF,
     n_delay 10, n_refractory 5, B 256, T 840, 80 inputs) with DEEP R on
     every device (float32 and bfloat16) and on one, and on one device
-    without DEEP R, without delays and refractoriness; snnTorch's RLeaky.
+    without DEEP R (with fixed and with learned delays), without delays and
+    refractoriness; snnTorch's RLeaky. The bar: learned delays within
+    1.2x the seconds per step of fixed ones, both without DEEP R.
+  shd: the SHD network (`configs/shd.py:paper`, 128 LIF + 128 ALIF, dense,
+    B 256, T 100 bins, I 700) with learned and with fixed delays (D 25),
+    and without delays on every device and on one, beside snnTorch's
+    RLeaky without delays (the same work: no delays in snnTorch's).
   sparse: evaluation (forward only, one device) of a Phased LSTM at
     r_on = 0.05, dense (plstm.scan) against `plstm.sparse.scan`, which
     updates only open units.
@@ -103,13 +109,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import plstm  # noqa: E402
-from experiments import smnist_lsnn  # noqa: E402
-from experiments.common import lsnn_data  # noqa: E402
+from experiments import shd, smnist_lsnn  # noqa: E402
+from experiments.common import lsnn, lsnn_data  # noqa: E402
 from plstm import parallel, sparse  # noqa: E402
 from plstm.train import packing, steps  # noqa: E402
 from plstm.train import task as task_lib  # noqa: E402
 
-GROUPS = ("lstm", "plstm", "snn", "sparse", "long", "sweep")
+GROUPS = ("lstm", "plstm", "snn", "shd", "sparse", "long", "sweep")
 LSTM_SHAPES = ((64, 784, 1, 128), (256, 100, 1, 32), (32, 1000, 2, 110))
 LR = 1e-3
 FLAX_LSTM = "flax RNN(OptimizedLSTMCell)"
@@ -121,6 +127,19 @@ LSTM_BAR = 1.3
 # least this many times its seq/s.
 BF16 = "bfloat16"
 BF16_BAR = 1.3
+# An LSNN step with learned delays against fixed ones: within this many
+# times its seconds; the rows compared, per group.
+DELAY_BAR = 1.2
+DELAY_ROWS = {
+  "snn": (
+    "plstm LSNN, learned delays, Adam (no rewiring), 1 device",
+    "plstm LSNN, Adam (no rewiring), 1 device",
+  ),
+  "shd": (
+    "plstm LSNN, learned delays, 1 device",
+    "plstm LSNN, fixed delays, 1 device",
+  ),
+}
 SWEEP_TASKS = ("freq_task", "store_recall")
 SWEEP_MODELS = (1, 4, 16, 64)
 # K = 16 packed models against 16 sequential runs: at least this many times
@@ -698,6 +717,10 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
   variants = {
     "plstm LSNN, Adam + DEEP R": {},
     "plstm LSNN, Adam (no rewiring)": {"connectivity": 0.0},
+    "plstm LSNN, learned delays, Adam (no rewiring)": {
+      "connectivity": 0.0,
+      "learn_delays": True,
+    },
     "plstm LSNN, Adam, n_delay 1, n_refractory 0": {
       "connectivity": 0.0,
       "n_delay": 1,
@@ -705,7 +728,7 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
     },
   }
   if args.quick:
-    variants = {"plstm LSNN, Adam (no rewiring)": {"connectivity": 0.0}}
+    variants = {k: v for k, v in variants.items() if "no rewiring" in k}
   rows = []
   for name, changes in variants.items():
     config = lsnn_config(args.quick, **changes)
@@ -732,6 +755,123 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
   label = (
     f"B {full.data.batch_size}, T {t}, I {m.n_in}, "
     f"R {m.n_regular + m.n_adaptive}"
+  )
+  return [(label, _time_block(rows, args))]
+
+
+def shd_config(quick: bool, **model):
+  """The SHD network (`configs/shd.py:paper`: 128 LIF + 128 ALIF, dense,
+  n_delay 25, learned delays, B 256, T 100, I 700), tiny with `quick`."""
+  config = runpy.run_path(str(ROOT / "configs" / "shd.py"))["get_config"](
+    "smoke" if quick else "paper"
+  )
+  for key, value in model.items():
+    setattr(config.model, key, value)
+  return config
+
+
+def _shd_batch(config):
+  """Spike counts of a 700-channel input at about 2% per bin."""
+  rng = np.random.default_rng(0)
+  b, t, n = config.data.batch_size, config.data.n_bins, config.model.n_in
+  return {
+    "x": (rng.uniform(size=(b, t, n)) < 0.02).astype(np.float32),
+    "label": rng.integers(0, 20, size=(b,)).astype(np.int32),
+    "weight": np.ones((b,), np.float32),
+  }
+
+
+def plstm_shd(config, mesh=None) -> Runner:
+  """One training step of `experiments/shd.py`'s loss and optimiser."""
+  net = lsnn.make_network(config, config.model.n_in, 20, bias=True)
+  keys = task_lib.seed_keys(0)
+  params = net.init(keys.init, keys.structure)
+  loss_fn = shd.make_loss(net)
+
+  def loss(trained, batch):
+    return loss_fn(plstm.merge(trained, params), batch, None, training=True)[0]
+
+  tx = net.optimizer(keys.structure)
+  return jax_runner(loss, plstm.trainable(params), _shd_batch(config), tx, mesh)
+
+
+def snntorch_shd(torch, config) -> Runner:
+  """snnTorch at the SHD network's work without delays: Linear(700, R)
+  into RLeaky(R, all-to-all recurrence), the spikes low-pass filtered into
+  Linear(R, 20), their mean over time, cross-entropy and the rate term."""
+  import snntorch
+
+  device = _torch_device(torch)
+  m = config.model
+  n_rec = m.n_regular + m.n_adaptive
+  batch = _shd_batch(config)
+  x = torch.from_numpy(batch["x"]).to(device)
+  label = torch.from_numpy(batch["label"].astype(np.int64)).to(device)
+  model = torch.nn.ModuleDict(
+    {
+      "w_in": torch.nn.Linear(m.n_in, n_rec, bias=False),
+      "lif": snntorch.RLeaky(
+        beta=math.exp(-m.dt / m.tau), linear_features=n_rec
+      ),
+      "w_out": torch.nn.Linear(n_rec, 20),
+    }
+  ).to(device)
+  decay = math.exp(-m.dt / m.tau_out)
+  f0 = m.reg_rate * m.step_ms / 1000
+
+  def loss():
+    spk, mem = model["lif"].init_rleaky()
+    filtered = x.new_zeros(x.shape[0], n_rec)
+    logits, rate = 0.0, 0.0
+    for step in range(x.shape[1]):
+      spk, mem = model["lif"](model["w_in"](x[:, step]), spk, mem)
+      filtered = decay * filtered + (1 - decay) * spk
+      rate = rate + spk.mean(0)
+      logits = logits + model["w_out"](filtered)
+    logits = logits / x.shape[1]
+    reg = m.reg * torch.sum(torch.square(rate / x.shape[1] - f0))
+    return torch.nn.functional.cross_entropy(logits, label) + reg
+
+  return torch_runner(torch, model, loss)
+
+
+def bench_shd(args) -> list[tuple[str, list[Timing]]]:
+  """The SHD network with learned delays against fixed ones and against
+  none; without delays, the work of snnTorch's RLeaky, on every device and
+  on one."""
+  learned = shd_config(args.quick)
+  d = learned.model.n_delay
+  fixed = shd_config(args.quick, learn_delays=False)
+  none = shd_config(args.quick, learn_delays=False, n_delay=1)
+  b = learned.data.batch_size
+  rows = [
+    Job(
+      "plstm LSNN, learned delays, 1 device",
+      functools.partial(plstm_shd, learned),
+    ),
+    Job(
+      "plstm LSNN, fixed delays, 1 device",
+      functools.partial(plstm_shd, fixed),
+    ),
+    parallel_job(
+      "plstm LSNN, no delays", b, functools.partial(plstm_shd, none)
+    ),
+    Job("plstm LSNN, no delays, 1 device", functools.partial(plstm_shd, none)),
+  ]
+  name = "snnTorch RLeaky (no delays), Adam"
+  torch = _torch()
+  try:
+    import snntorch  # noqa: F401
+  except ImportError:
+    torch = None
+  if torch is None:
+    rows.append(_skip(name, "not installed"))
+  else:
+    rows.append(Job(name, lambda: snntorch_shd(torch, none)))
+  m = learned.model
+  label = (
+    f"B {b}, T {learned.data.n_bins}, I {m.n_in}, "
+    f"R {m.n_regular + m.n_adaptive}, D {d}"
   )
   return [(label, _time_block(rows, args))]
 
@@ -1102,16 +1242,39 @@ def lstm_report(group: str, tables: list[tuple[str, list[Timing]]]) -> str:
   return table(group, tables) + "\n\n" + lstm_bars(tables)
 
 
+def delay_report(group: str, tables: list[tuple[str, list[Timing]]]) -> str:
+  """The table, and the bar of learned delays: a step within DELAY_BAR
+  times the fixed delays' (their s/step over ours >= 1 / DELAY_BAR)."""
+  learned, fixed = DELAY_ROWS[group]
+  lines = [
+    f"Bar (this run): learned delays within {DELAY_BAR:g}x the fixed ones' "
+    f"s/step (the ratio: fixed's s/step over learned's, >= "
+    f"{1 / DELAY_BAR:.2f}):"
+  ]
+  for label, rows in tables:
+    by_name = {r.name: r for r in rows}
+    lines.append(
+      f"- {label}: {_versus(by_name, learned, fixed, 1 / DELAY_BAR)}"
+    )
+  return table(group, tables) + "\n\n" + "\n".join(lines)
+
+
 BENCHES = {
   "lstm": bench_lstm,
   "plstm": bench_phased,
   "snn": bench_lsnn,
+  "shd": bench_shd,
   "sparse": bench_sparse,
   "long": bench_long,
   "sweep": bench_sweep,
 }
 # How a group's results become Markdown (`table` unless named here).
-REPORTS = {"lstm": lstm_report, "sweep": sweep_report}
+REPORTS = {
+  "lstm": lstm_report,
+  "snn": delay_report,
+  "shd": delay_report,
+  "sweep": sweep_report,
+}
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -181,6 +181,7 @@ def test_quick_run_without_torch(monkeypatch, capsys):
     "torch.nn.LSTM",
     "PyTorch Phased LSTM (loop)",
     "snnTorch RLeaky, Adam",
+    "snnTorch RLeaky (no delays), Adam",
   ):
     assert by_name[name][0][3:6] == ["-", "-", "-"]
     assert by_name[name][0][6] == "not installed"
@@ -214,6 +215,11 @@ def test_quick_run_without_torch(monkeypatch, capsys):
     "plstm LSNN, Adam (no rewiring), 2 devices, bfloat16",
     "plstm.LSTM, peepholes, 1 device",
     "plstm LSNN, Adam (no rewiring), 1 device",
+    "plstm LSNN, learned delays, Adam (no rewiring), 1 device",
+    "plstm LSNN, learned delays, 1 device",
+    "plstm LSNN, fixed delays, 1 device",
+    "plstm LSNN, no delays, 2 devices",
+    "plstm LSNN, no delays, 1 device",
     "plstm.sparse.scan",
     "plstm.scan (dense)",
     "remat_chunk=10",
@@ -241,6 +247,26 @@ def test_quick_run_without_torch(monkeypatch, capsys):
       assert bar and float(bar[1]) == pytest.approx(ratio, rel=0.02, abs=0.01)
       assert bar[2] == ("met" if float(bar[1]) >= 1.3 else "not met")
   assert "  - plstm.LSTM, 2 devices vs torch.nn.LSTM: not run (not " in text
+  # The delay bars: fixed delays' ms/step over learned ones', each group.
+  for fixed, learned in (
+    (
+      "plstm LSNN, Adam (no rewiring), 1 device",
+      "plstm LSNN, learned delays, Adam (no rewiring), 1 device",
+    ),
+    (
+      "plstm LSNN, fixed delays, 1 device",
+      "plstm LSNN, learned delays, 1 device",
+    ),
+  ):
+    ratio = float(by_name[fixed][0][3]) / float(by_name[learned][0][3])
+    bar = re.search(
+      rf": {re.escape(learned)} vs {re.escape(fixed)}: ([\d.]+)x "
+      r"\((met|not met)\)$",
+      text,
+      re.MULTILINE,
+    )
+    assert bar and float(bar[1]) == pytest.approx(ratio, rel=0.1, abs=0.02)
+    assert bar[2] == ("met" if float(bar[1]) >= 1 / 1.2 else "not met")
   # The sweep: one unpacked model, then 4 packed, on each task.
   sweep = [r for r in rows if r[1].startswith("K = ")]
   assert [(r[0].split(":")[0], r[1]) for r in sweep] == [
