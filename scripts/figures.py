@@ -22,7 +22,7 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   # and --results name other files. Then the figures:
   python scripts/figures.py table --root=results
   python scripts/figures.py bars --root=results/task1 \
-      --out=docs/figures/task1_study.png
+      --longer=results/task1_70 --out=docs/figures/task1_study.png
   python scripts/figures.py curves --runs=results/adding/plstm,\
 results/adding/lstm --labels="Phased LSTM,LSTM" --metric=val_mse \
       --out=docs/figures/adding_study.png
@@ -44,6 +44,9 @@ from matplotlib.figure import Figure
 
 _ROOT = flags.DEFINE_string(
   "root", None, "bars: the sweep's root directory; table: results/."
+)
+_LONGER = flags.DEFINE_string(
+  "longer", "", "bars: runs of more epochs (results/task1_70), as diamonds."
 )
 _RUNS = flags.DEFINE_list("runs", [], "curves: workdirs, one curve each.")
 _LABELS = flags.DEFINE_list("labels", [], "curves: one label per run.")
@@ -190,13 +193,20 @@ def _summary(run: Path) -> dict:
   return json.loads(path.read_text()) if path.exists() else {}
 
 
-def task1_bars(root: Path) -> Figure:
+def _has_run(run: Path) -> bool:
+  return any((run / f).exists() for f in ("results.json", "metrics.jsonl"))
+
+
+def task1_bars(root: Path, longer: Path | None = None) -> Figure:
   """Task 1 as the paper's Fig. 3d: final accuracy per condition and model,
   ours (solid, mean +- std over seeds) beside the official notebook's
-  (hatched), the paper's Fig. 3d values read off as black ticks."""
+  (hatched), the paper's Fig. 3d values read off as black ticks. With
+  `longer` (runs of more epochs, laid out as `root`), their final
+  accuracies as white diamonds (mean +- std) on our bars, and their mean
+  curves dashed in the condition's panel."""
   conditions = ("regular", "highres", "async")
   models = ("plstm", "bn_lstm", "lstm")
-  fig = Figure(figsize=(11, 3.8))
+  fig = Figure(figsize=(12, 4.4))
   bar_ax, *curve_axes = fig.subplots(1, 4, width_ratios=(1.6, 1, 1, 1))
   width = 0.13
   labelled = set()
@@ -221,8 +231,26 @@ def task1_bars(root: Path) -> Figure:
         markersize=9,
         label="paper's Fig. 3d (read off)" if (i, j) == (0, 0) else None,
       )
+      if longer is not None and _has_run(longer / condition / model):
+        steps, values = read_history(longer / condition / model, "val_accuracy")
+        final = 100 * values[-1]
+        bar_ax.errorbar(
+          x - width / 2,
+          final.mean(),
+          yerr=final.std(),
+          fmt="D",
+          color="black",
+          markerfacecolor="white",
+          markersize=5,
+          zorder=3,
+          label="ours, 70 epochs" if "longer" not in labelled else None,
+        )
+        labelled.add("longer")
+        curve_axes[i].plot(
+          steps, 100 * values.mean(axis=1), "--", color=COLORS[model], lw=1
+        )
       run = root / condition / model
-      if not any((run / f).exists() for f in ("results.json", "metrics.jsonl")):
+      if not _has_run(run):
         continue
       steps, values = read_history(run, "val_accuracy")
       final = 100 * values[-1]
@@ -241,8 +269,13 @@ def task1_bars(root: Path) -> Figure:
   bar_ax.set_xticks(range(3), ["1 ms", "0.1 ms", "async"])
   bar_ax.set_ylim(50, 100)
   bar_ax.set_ylabel("final validation accuracy [%]")
-  bar_ax.set_title("ours (solid), official notebook (hatched)")
-  bar_ax.legend(loc="lower left", fontsize=8)
+  bar_ax.set_title(
+    "ours (solid), official notebook (hatched)"
+    + ("" if longer is None else "\nlonger runs dashed in the panels")
+  )
+  bar_ax.legend(
+    loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=7
+  )
   for ax, condition in zip(curve_axes, conditions, strict=True):
     ax.set_title(CONDITION_NAMES[condition])
     ax.set_xlabel("training step")
@@ -995,8 +1028,11 @@ def draw(argv):
   if argv[1] in ("bars", "nmnist"):
     if not _ROOT.value:
       raise app.UsageError(f"{argv[1]} needs --root, the runs' directory.")
-    draw_root = task1_bars if argv[1] == "bars" else nmnist_figure
-    fig = draw_root(Path(_ROOT.value))
+    if argv[1] == "bars":
+      longer = Path(_LONGER.value) if _LONGER.value else None
+      fig = task1_bars(Path(_ROOT.value), longer)
+    else:
+      fig = nmnist_figure(Path(_ROOT.value))
   else:
     labels = _LABELS.value or [Path(r).name for r in _RUNS.value]
     if not _RUNS.value or len(labels) != len(_RUNS.value):

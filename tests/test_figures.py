@@ -97,6 +97,22 @@ def test_the_task1_bars_are_drawn_from_committed_summaries(tmp_path):
   assert len(bar_ax.patches) == 9 + 2  # the paper's 9, hatched, and ours
 
 
+def test_longer_runs_are_diamonds_on_the_bars_and_dashed_curves(tmp_path):
+  _summary(tmp_path / "short/async/plstm", [0.95, 0.97])
+  _summary(tmp_path / "long/async/plstm", [0.98, 0.99])
+  fig = figures.task1_bars(tmp_path / "short", tmp_path / "long")
+  bar_ax, _, _, async_ax = fig.axes
+  (diamond,) = [line for line in bar_ax.lines if line.get_marker() == "D"]
+  x, y = diamond.get_data()
+  np.testing.assert_allclose(np.asarray(y, float), [98.5])
+  ours = [p for p in bar_ax.patches if p.get_hatch() is None]
+  assert float(np.ravel(x)[0]) == pytest.approx(
+    ours[0].get_x() + ours[0].get_width() / 2
+  )
+  dashed = [line for line in async_ax.lines if line.get_linestyle() == "--"]
+  np.testing.assert_allclose(dashed[0].get_ydata(), [98.5])
+
+
 def test_the_task1_table_is_generated_into_the_readme(tmp_path):
   _summary(tmp_path / "regular/plstm", [0.99, 0.995])
   _summary(tmp_path / "async/lstm", [0.5, 0.54])
