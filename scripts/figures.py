@@ -18,8 +18,8 @@ r"""Figures of the paper suite, drawn from the workdirs of finished runs.
   # The tables, from the committed summaries under ROOT: the README's
   # headline (<!-- headline --> ... <!-- /headline -->: one row per claim of
   # the papers) and the studies of docs/results.md (the blocks task1,
-  # task1_70, task1_bf16, task2, adding, nmnist and references); --readme
-  # and --results name other files. Then the figures:
+  # task1_70, task1_bf16, task2, adding, adding_110, nmnist and references);
+  # --readme and --results name other files. Then the figures:
   python scripts/figures.py table --root=results
   python scripts/figures.py bars --root=results/task1 \
       --longer=results/task1_70 --out=docs/figures/task1_study.png
@@ -908,7 +908,9 @@ def headline_rows(root: Path) -> list[str]:
     "|---|---|---|---|---|---|---|",
     *_task1_claims(root / "task1", root / "task1_70"),
     *_task2_claims(root / "task2"),
-    *_adding_claims(root / "adding"),
+    *_adding_claims(
+      root / "adding_110" if (root / "adding_110").is_dir() else root / "adding"
+    ),
     *_nmnist_claims(root / "nmnist"),
     *_store_recall_claims(root / "store_recall"),
   ]
@@ -973,6 +975,7 @@ def tables(root: Path) -> dict[str, list[str]]:
     "references": reference_rows(),
     "task2": task2_rows(root / "task2"),
     "adding": adding_rows(root / "adding"),
+    "adding_110": adding_rows(root / "adding_110"),
     "nmnist": nmnist_rows(root / "nmnist"),
   }
   return {name: r if len(r) > 2 else [] for name, r in rows.items()}
