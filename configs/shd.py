@@ -25,7 +25,7 @@ plain recurrent LIF network (Cramer et al. 2020). Nothing has been measured
 here: the data is not on this machine.
 
 Data: `--config.data.dir=DIR`, a directory holding shd_train.h5 and
-shd_test.h5 (for SSC ssc_train.h5, ssc_valid.h5, ssc_test.h5; gunzipped),
+shd_test.h5 (for SSC ssc_train.h5, ssc_valid.h5, ssc_test.h5; unpacked),
 or `--config.data.dir=''` (the default) for tonic to download them into
 `config.data.cache` (`pip install tonic`).
 

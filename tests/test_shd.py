@@ -96,6 +96,9 @@ def test_missing_and_malformed_files_are_one_line_naming_them(tmp_path):
     heidelberg.load("shd", "train", str(tmp_path / "nowhere"))
   with pytest.raises(FileNotFoundError, match="has no shd_train.h5"):
     heidelberg.load("shd", "train", str(tmp_path))
+  (tmp_path / "shd_train.h5.gz").write_bytes(b"\x1f\x8b")
+  with pytest.raises(FileNotFoundError, match="no shd_train.h5 .unpack shd_"):
+    heidelberg.load("shd", "train", str(tmp_path))
   (tmp_path / "shd_train.h5").write_bytes(b"\x1f\x8b not hdf5")
   with pytest.raises(ValueError, match="shd_train.h5 is not an HDF5 file"):
     heidelberg.read(tmp_path / "shd_train.h5")

@@ -15,8 +15,8 @@ one variable-length array per sample (times in seconds, float; units the
 channels 0-699, integer), and `labels` [N] (integer). The files are read
 from a directory (`config.data.dir`); with an empty directory and tonic
 installed, `tonic.datasets.SHD`/`SSC` download them into
-`config.data.cache` first. The downloads come gzipped from some mirrors:
-gunzip them (h5py reads plain HDF5 only).
+`config.data.cache` first. The downloads come compressed (`.h5.gz`,
+`.h5.zip`): unpack them (h5py reads plain HDF5 only; tonic unpacks its own).
 
 A sample becomes counts [T, C]: spike k of channel u at time t lands in bin
 floor(t * 1000 / bin_ms) of channel u // channel_pool, C = 700 /
@@ -82,7 +82,7 @@ def read(path: str | Path) -> Spikes:
     file = h5py.File(path, "r")
   except OSError:
     raise ValueError(
-      f"{path} is not an HDF5 file (a download still gzipped? gunzip it)."
+      f"{path} is not an HDF5 file (a download still compressed? unpack it)."
     ) from None
   with file:
     missing = [name for name in _LAYOUT if name not in file]
@@ -162,9 +162,10 @@ def load(dataset: str, split: str, directory: str, cache: str = "") -> Spikes:
     )
   path = root / name
   if not path.is_file():
+    packed = [p.name for p in root.glob(f"{name}.*")]
     raise FileNotFoundError(
       f"config.data.dir {root} has no {name}"
-      + (" (gunzip the .gz download)" if (root / f"{name}.gz").exists() else "")
+      + (f" (unpack {packed[0]})" if packed else "")
       + "."
     )
   return read(path)
