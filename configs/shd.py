@@ -1,5 +1,5 @@
 r"""Spiking Heidelberg Digits (and Spiking Speech Commands): an LSNN with
-learned synaptic delays, against the same network without delays.
+learned synaptic delays, against an adaptive-LIF network without delays.
 
 The datasets: Cramer et al., IEEE TNNLS 2020 (arXiv:1910.07407); 700 input
 channels, about 1 s a word; SHD 20 classes, SSC 35. Data and model:
@@ -35,8 +35,10 @@ Small (CPU-sized: 64 neurons, 700 channels pooled by 5, 4 passes):
 Paper-sized (GPU; 100 passes over SHD's training split):
   python -m plstm.train --config=configs/shd.py:paper --workdir=/tmp/shd_p \
       --config.data.dir=DIR
-The baseline, the same network without delays:
-  ... --config.model.learn_delays=False --config.model.n_delay=1
+The adaptive-LIF baseline, 256 ALIF neurons without delays:
+  ... --config.model.n_regular=0 --config.model.n_adaptive=256 \
+      --config.model.learn_delays=False --config.model.n_delay=1
+(or only the last two flags: the same LSNN without delays).
 SSC: `--config.data.dataset=ssc --config.data.eval_split=valid` (35
 classes; evaluate on `test` at the end with `--config.data.eval_split=test`).
 
