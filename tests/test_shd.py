@@ -246,3 +246,16 @@ def test_a_small_lsnn_with_learned_delays_learns_synthetic_words(tmp_path):
   config.steps_per_epoch, config.num_epochs = 20, 2
   results = train.train_and_evaluate(config, tmp_path / "run")
   assert results["final"]["val_accuracy"] >= 0.9
+
+
+def test_the_adaptive_lif_baseline_has_no_delays(shd_dir):
+  config = _config()
+  config.data.dir = str(shd_dir)
+  config.model.n_regular, config.model.n_adaptive = 0, 8
+  config.model.learn_delays, config.model.n_delay = False, 1
+  task = shd.make_task(config)
+  params = task.init(*jax.random.split(jax.random.key(0)))
+  assert set(params) == {"w_in", "w_rec", "w_out", "b_out"}
+  batch = task.train_batch(jax.random.key(1), 0)
+  loss, metrics = task.loss(params, batch, None, training=True)
+  assert np.isfinite(float(loss)) and 0 <= metrics["accuracy"] <= 1
