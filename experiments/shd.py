@@ -26,7 +26,6 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from experiments.common import heidelberg, lsnn
 from plstm.train.task import Task, numpy_rng
@@ -134,17 +133,6 @@ def make_loss(net: lsnn.Network):
   def loss(params, batch, key, *, training):
     del key, training  # The network is deterministic.
     _, outputs, out = net.run(params, batch["x"])
-    logits = jnp.mean(out, axis=1)
-    weight = batch["weight"]
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    ce = jnp.mean(weight * ce)
-    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-    total = ce + net.rate_loss(outputs.z)
-    return total, {
-      "loss": total,
-      "ce": ce,
-      "accuracy": jnp.mean(weight * correct),
-      **net.spike_stats(outputs, params),
-    }
+    return lsnn.classify(net, params, batch, outputs, jnp.mean(out, axis=1))
 
   return loss

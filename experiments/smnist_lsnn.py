@@ -31,7 +31,6 @@ once an epoch has been completed, which at batch 256 is always the case.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from experiments import smnist
 from experiments.common import lsnn, lsnn_data, lsnn_plots
@@ -68,17 +67,7 @@ def make_task(config) -> Task:
     del key, training  # The network is deterministic.
     _, outputs, out = forward(params, batch)
     logits = jnp.mean(out[:, -BIN:], axis=1)
-    weight = batch["weight"]
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    ce = jnp.mean(weight * ce)
-    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-    total = ce + net.rate_loss(outputs.z)
-    return total, {
-      "loss": total,
-      "ce": ce,
-      "accuracy": jnp.mean(weight * correct),
-      **net.spike_stats(outputs, params),
-    }
+    return lsnn.classify(net, params, batch, outputs, logits)
 
   def plot(params, workdir):
     """`lsnn_smnist.png`: the tutorial's five panels for one test digit (the

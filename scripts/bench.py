@@ -708,6 +708,19 @@ def snntorch_lsnn(torch, config, pixels: int) -> Runner:
   return torch_runner(torch, model, loss)
 
 
+def _snntorch_job(name: str, make: Callable) -> Job | Timing:
+  """The row of `make(torch)`, or "not installed" without torch and
+  snnTorch."""
+  torch = _torch()
+  try:
+    import snntorch  # noqa: F401
+  except ImportError:
+    torch = None
+  if torch is None:
+    return _skip(name, "not installed")
+  return Job(name, lambda: make(torch))
+
+
 def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
   """The sMNIST LSNN and snnTorch, the first variant also on every device;
   `--quick` runs one variant, without DEEP R (whose compilation alone takes
@@ -740,16 +753,12 @@ def bench_lsnn(args) -> list[tuple[str, list[Timing]]]:
       half = functools.partial(plstm_lsnn, bf16, pixels)
       rows.append(parallel_job(name, b, half, _suffix(BF16)))
     rows.append(Job(f"{name}, 1 device", make))
-  name = "snnTorch RLeaky, Adam"
-  torch = _torch()
-  try:
-    import snntorch  # noqa: F401
-  except ImportError:
-    torch = None
-  if torch is None:
-    rows.append(_skip(name, "not installed"))
-  else:
-    rows.append(Job(name, lambda: snntorch_lsnn(torch, full, pixels)))
+  rows.append(
+    _snntorch_job(
+      "snnTorch RLeaky, Adam",
+      lambda torch: snntorch_lsnn(torch, full, pixels),
+    )
+  )
   m = full.model
   t = pixels + full.data.cue_steps
   label = (
@@ -858,16 +867,12 @@ def bench_shd(args) -> list[tuple[str, list[Timing]]]:
     ),
     Job("plstm LSNN, no delays, 1 device", functools.partial(plstm_shd, none)),
   ]
-  name = "snnTorch RLeaky (no delays), Adam"
-  torch = _torch()
-  try:
-    import snntorch  # noqa: F401
-  except ImportError:
-    torch = None
-  if torch is None:
-    rows.append(_skip(name, "not installed"))
-  else:
-    rows.append(Job(name, lambda: snntorch_shd(torch, none)))
+  rows.append(
+    _snntorch_job(
+      "snnTorch RLeaky (no delays), Adam",
+      lambda torch: snntorch_shd(torch, none),
+    )
+  )
   m = learned.model
   label = (
     f"B {b}, T {learned.data.n_bins}, I {m.n_in}, "

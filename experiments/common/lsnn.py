@@ -272,3 +272,21 @@ def make_network(config, n_in: int, n_out: int, bias: bool) -> Network:
     rate_loss,
     spike_stats,
   )
+
+
+def classify(net: Network, params, batch: dict, outputs, logits) -> tuple:
+  """The LSNN classifiers' loss: the weighted cross-entropy of `logits`
+  [B, C] against batch["label"] (weights batch["weight"]) plus the rate
+  regulariser of the spikes `outputs.z`; and its metrics (loss, ce,
+  accuracy, `net.spike_stats`)."""
+  weight = batch["weight"]
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+  ce = jnp.mean(weight * ce)
+  correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+  total = ce + net.rate_loss(outputs.z)
+  return total, {
+    "loss": total,
+    "ce": ce,
+    "accuracy": jnp.mean(weight * correct),
+    **net.spike_stats(outputs, params),
+  }
