@@ -42,10 +42,29 @@ def _final_state(workdir: Path):
   return step, ocp.StandardCheckpointer().restore(ckpt / str(step) / "state")
 
 
+def _with_data(config, directory):
+  """configs/shd.py's data is not shipped: small files in SHD's layout in
+  `directory`, and the config pointed at them."""
+  if config.experiment != "experiments.shd":
+    return
+  from experiments.common import heidelberg
+
+  directory.mkdir(parents=True, exist_ok=True)
+  for split in ("train", "test"):
+    heidelberg.write(
+      directory / f"shd_{split}.h5",
+      [[0.01 * i] for i in range(300)],
+      [[i % 700] for i in range(300)],
+      [i % 20 for i in range(300)],
+    )
+  config.data.dir = str(directory)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_smoke_runs(path, tmp_path):
   config = _load_config(path, "smoke")
+  _with_data(config, tmp_path / "data")
   metric = config.metric
   results = train.train_and_evaluate(config, tmp_path)
   value = results["final"][f"val_{metric}"]
@@ -70,17 +89,7 @@ def test_every_config_smoke_runs(path, tmp_path):
 @pytest.mark.parametrize("arg", ["small", "paper"])
 def test_every_config_variant_builds(path, arg, tmp_path):
   config = _load_config(path, arg)
-  if config.experiment == "experiments.shd":  # its data is not shipped
-    from experiments.common import heidelberg
-
-    for split in ("train", "test"):
-      heidelberg.write(
-        tmp_path / f"shd_{split}.h5",
-        [[0.01 * i] for i in range(300)],
-        [[i % 700] for i in range(300)],
-        [i % 20 for i in range(300)],
-      )
-    config.data.dir = str(tmp_path)
+  _with_data(config, tmp_path)
   task = importlib.import_module(config.experiment).make_task(config)
   key = jax.random.key(0)
   params = jax.eval_shape(task.init, key, key)
