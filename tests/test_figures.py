@@ -280,6 +280,37 @@ def test_an_adding_row_that_only_the_phased_lstm_reached_says_so(tmp_path):
   assert fast.endswith("| reproduced: reached MSE ≤ 0.01; the LSTM did not |")
 
 
+def test_an_adding_range_that_some_seeds_reached_is_partly_reproduced(
+  tmp_path,
+):
+  """A level reached by 1 of 2 seeds is not called reproduced; it is
+  counted, beside the level every seed reached."""
+  _adding_results(tmp_path)
+  path = tmp_path / "plstm/results.json"
+  summary = json.loads(path.read_text())
+  # Point 1, seed 0 goes below 0.1 at step 600; seed 1 never does.
+  summary["history"][2]["val_mse_per_model"][2] = 0.09
+  # Point 0, seed 1 stays above 0.01: 0.01 is reached by 1 of 2 seeds.
+  summary["history"][1]["val_mse_per_model"][1] = 0.05
+  summary["history"][2]["val_mse_per_model"][1] = 0.02
+  path.write_text(json.dumps(summary))
+  lstm = tmp_path / "lstm/results.json"
+  lstm_summary = json.loads(lstm.read_text())
+  for record in lstm_summary["history"]:  # the LSTM never leaves 1/6
+    record["val_mse_per_seed"] = [0.16, 0.17]
+  lstm.write_text(json.dumps(lstm_summary))
+  _, _, _, fast, slow = figures.adding_rows(tmp_path)
+  assert fast.endswith(
+    "| 300 | 400 (1 of 2 seeds) | reproduced: reached MSE ≤ 0.1; the LSTM "
+    "did not; 1 of 2 seeds reached MSE ≤ 0.01, the LSTM did not |"
+  )
+  assert slow.endswith(
+    "| 600 (1 of 2 seeds) | none of 2 seeds | partly: 1 of 2 seeds reached "
+    "MSE ≤ 0.1, the LSTM did not |"
+  )
+  assert "reproduced" not in slow
+
+
 def test_the_adding_curves_have_one_line_per_period_range(tmp_path):
   _adding_results(tmp_path)
   fig = figures.curves(
