@@ -648,23 +648,43 @@ def nmnist_runs(root: Path) -> dict[str, dict]:
   return found
 
 
+def _earlier_passes(results: dict, key: str, scale: float, form: str) -> str:
+  """The mean over seeds of `key` at the end of each pass before the last
+  (the last evaluation of each epoch in the history), as 'passes 1-4: a,
+  b, c, d; pass 5: ', or '' for a one-pass run."""
+  last = {}
+  for record in results["history"]:
+    last[record["epoch"]] = record[key]
+  final = results["final"]["epoch"]
+  earlier = [scale * last[e] for e in sorted(last) if e < final]
+  if not earlier:
+    return ""
+  span = "pass 1" if len(earlier) == 1 else f"passes 1-{len(earlier)}"
+  values = ", ".join(format(v, form) for v in earlier)
+  return f"{span}: {values}; pass {final}: "
+
+
 def nmnist_rows(root: Path) -> list[str]:
   """The event-MNIST rows, one per model under ROOT/{model}: test
-  accuracy (mean ± std over seeds), state updates per neuron per digit and
-  events per digit, the paper's number and the verdict (nmnist_runs)."""
+  accuracy (mean ± std over seeds) and state updates per neuron per digit
+  at each pass, events per digit, the paper's number and the verdict
+  (nmnist_runs)."""
   rows = [
     "| event MNIST (`nmnist.py:paper`) | model | budget | seeds | accuracy | "
     "updates per neuron per digit | events per digit | paper | |",
     "|---|---|---|---|---|---|---|---|---|",
   ]
   for model, run in nmnist_runs(root).items():
-    final = run["results"]["final"]
+    results = run["results"]
+    final = results["final"]
+    accuracy = _earlier_passes(results, "val_accuracy", 100, ".1f")
+    updates = _earlier_passes(results, "val_updates_per_neuron", 1, ",.0f")
     rows.append(
       f"| `{run['flags']}` | {NMNIST_MODELS[model]} | "
       f"{_count(final['epoch'], 'epoch', 'epochs')}, {final['step']} steps"
       f"{_wall(run['results'])} | "
-      f"{len(run['accuracy'])} | {_mean_std(run['accuracy'])} | "
-      f"{final['val_updates_per_neuron']:,.0f} | "
+      f"{len(run['accuracy'])} | {accuracy}{_mean_std(run['accuracy'])} | "
+      f"{updates}{final['val_updates_per_neuron']:,.0f} | "
       f"{final['val_events_per_sample']:,.0f} | {run['paper']} | "
       f"{run['verdict']} |"
     )
