@@ -435,16 +435,16 @@ def _solved(steps_per_seed: list) -> tuple[str, float | None, int]:
   """'mean over seeds (all solved)' or 'mean (k of n seeds)', the mean step
   of the seeds that got there (None if none did), and how many did."""
   reached = [s for s in steps_per_seed if s is not None]
+  count, seeds = len(reached), len(steps_per_seed)
   if not reached:
-    return f"none of {len(steps_per_seed)} seeds", None, 0
+    return f"none of {seeds} seeds", None, 0
   mean = float(np.mean(reached))
-  if len(reached) == len(steps_per_seed):
-    return f"{mean:.0f}", mean, len(reached)
-  return (
-    f"{mean:.0f} ({len(reached)} of {len(steps_per_seed)} seeds)",
-    mean,
-    (len(reached)),
+  text = (
+    f"{mean:.0f}"
+    if count == seeds
+    else f"{mean:.0f} ({count} of {seeds} seeds)"
   )
+  return text, mean, count
 
 
 def _against(level: float, mean: float, lstm: float | None) -> str:
@@ -682,7 +682,7 @@ def nmnist_rows(root: Path) -> list[str]:
     rows.append(
       f"| `{run['flags']}` | {NMNIST_MODELS[model]} | "
       f"{_count(final['epoch'], 'epoch', 'epochs')}, {final['step']} steps"
-      f"{_wall(run['results'])} | "
+      f"{_wall(results)} | "
       f"{len(run['accuracy'])} | {accuracy}{_mean_std(run['accuracy'])} | "
       f"{updates}{final['val_updates_per_neuron']:,.0f} | "
       f"{final['val_events_per_sample']:,.0f} | {run['paper']} | "
